@@ -21,10 +21,10 @@ test-all: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 demo: build
-	$(BUILD_DIR)/src/cli/artel demo
+	$(BUILD_DIR)/bin/artel demo
 
 bench: build
-	$(BUILD_DIR)/src/cli/artel bench tasks
+	$(BUILD_DIR)/bin/artel bench tasks
 
 clean:
 	rm -rf $(BUILD_DIR)

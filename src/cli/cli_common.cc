@@ -1,0 +1,125 @@
+#include "cli/cli_common.h"
+
+#include <iostream>
+
+namespace artel::cli {
+
+void AddConnectionOptions(CLI::App* command, Connection* conn) {
+  command->add_option("--coordinator", conn->coordinator, "coordinator address host:port")
+      ->envname("ARTEL_COORDINATOR")
+      ->capture_default_str();
+  command->add_option("--token", conn->token, "access token (default: $ARTEL_TOKEN)")
+      ->envname("ARTEL_TOKEN");
+}
+
+std::unique_ptr<Client> Connect(const Connection& conn) {
+  if (conn.token.empty()) {
+    Fail("no token given; pass --token or set ARTEL_TOKEN (the coordinator wrote an admin token "
+         "to DATA/admin.token on first start; `artel token create` makes others)",
+         2);
+  }
+  return std::make_unique<Client>(conn.coordinator, conn.token);
+}
+
+void Fail(const absl::Status& status, int code) { Fail(std::string(status.message()), code); }
+
+void Fail(const std::string& message, int code) {
+  std::cerr << "artel: " << message << std::endl;
+  throw CLI::RuntimeError(code);
+}
+
+std::string StateName(v1::TaskState state) {
+  switch (state) {
+    case v1::TASK_STATE_PENDING: return "pending";
+    case v1::TASK_STATE_RUNNING: return "running";
+    case v1::TASK_STATE_DONE: return "done";
+    default: return "unknown";
+  }
+}
+
+std::string OutcomeName(v1::Outcome outcome) {
+  switch (outcome) {
+    case v1::OUTCOME_SUCCESS: return "success";
+    case v1::OUTCOME_APP_ERROR: return "app_error";
+    case v1::OUTCOME_SYSTEM_ERROR: return "system_error";
+    default: return "none";
+  }
+}
+
+std::string ReplicaStateName(v1::ReplicaState state) {
+  switch (state) {
+    case v1::REPLICA_STATE_IN_PROGRESS: return "in_progress";
+    case v1::REPLICA_STATE_REPORTED: return "reported";
+    case v1::REPLICA_STATE_LOST: return "lost";
+    case v1::REPLICA_STATE_CANCELLED: return "cancelled";
+    default: return "unknown";
+  }
+}
+
+std::string ResultName(v1::ResultKind kind) {
+  switch (kind) {
+    case v1::RESULT_KIND_SUCCESS: return "success";
+    case v1::RESULT_KIND_APP_ERROR: return "app_error";
+    case v1::RESULT_KIND_HOST_ERROR: return "host_error";
+    default: return "";
+  }
+}
+
+absl::StatusOr<v1::TaskState> ParseState(const std::string& name) {
+  if (name == "pending") return v1::TASK_STATE_PENDING;
+  if (name == "running") return v1::TASK_STATE_RUNNING;
+  if (name == "done") return v1::TASK_STATE_DONE;
+  return absl::InvalidArgumentError("unknown state '" + name + "'; use pending, running or done");
+}
+
+nlohmann::json TaskJson(const v1::TaskInfo& t) {
+  nlohmann::json j = {
+      {"id", t.id()},
+      {"job", t.job_id()},
+      {"app", t.spec().app()},
+      {"version", t.resolved_version()},
+      {"state", StateName(t.state())},
+      {"outcome", OutcomeName(t.outcome())},
+      {"reason", t.reason()},
+      {"created_at_ms", t.created_at_ms()},
+      {"finished_at_ms", t.finished_at_ms()},
+  };
+  nlohmann::json outputs = nlohmann::json::array();
+  for (const auto& f : t.outputs()) {
+    outputs.push_back({{"name", f.name()}, {"digest", f.digest()}, {"size", f.size()}});
+  }
+  j["outputs"] = outputs;
+  nlohmann::json replicas = nlohmann::json::array();
+  for (const auto& r : t.replicas()) {
+    nlohmann::json rj = {{"id", r.id()},
+                         {"worker", r.worker_id()},
+                         {"state", ReplicaStateName(r.state())},
+                         {"result", ResultName(r.result())},
+                         {"exit_code", r.exit_code()},
+                         {"error", r.error()},
+                         {"runtime_ms", r.runtime_ms()}};
+    rj["validity"] = r.validity() == v1::VALIDITY_VALID     ? "valid"
+                     : r.validity() == v1::VALIDITY_INVALID ? "invalid"
+                                                            : "unknown";
+    replicas.push_back(rj);
+  }
+  if (!t.replicas().empty()) j["replicas"] = replicas;
+  return j;
+}
+
+nlohmann::json WorkerJson(const v1::WorkerInfo& w) {
+  return {{"id", w.id()},
+          {"name", w.name()},
+          {"alive", w.alive()},
+          {"cores", w.cores()},
+          {"memory_bytes", w.memory_bytes()},
+          {"disk_bytes", w.disk_bytes()},
+          {"sandboxed", w.sandboxed()},
+          {"running", w.running()},
+          {"completed", w.completed()},
+          {"invalid", w.invalid()},
+          {"errors", w.errors()},
+          {"last_heartbeat_ms", w.last_heartbeat_ms()}};
+}
+
+}  // namespace artel::cli

@@ -1,0 +1,54 @@
+// Shared pieces of the `artel` command line: connection flags, error exits,
+// names and JSON forms of states.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <string>
+
+#include "artel/v1/artel.pb.h"
+#include "client/client.h"
+#include "common/status.h"
+
+namespace artel::cli {
+
+struct Connection {
+  std::string coordinator = "127.0.0.1:7700";
+  std::string token;
+};
+
+// Adds --coordinator (env ARTEL_COORDINATOR) and --token (env ARTEL_TOKEN).
+void AddConnectionOptions(CLI::App* command, Connection* conn);
+std::unique_ptr<Client> Connect(const Connection& conn);
+
+// Prints "artel: <message>" to stderr and ends the command with `code`.
+[[noreturn]] void Fail(const absl::Status& status, int code = 1);
+[[noreturn]] void Fail(const std::string& message, int code = 1);
+template <typename T>
+T OrFail(absl::StatusOr<T> value) {
+  if (!value.ok()) Fail(value.status());
+  return *std::move(value);
+}
+inline void OrFail(const absl::Status& status) {
+  if (!status.ok()) Fail(status);
+}
+
+std::string StateName(v1::TaskState state);
+std::string OutcomeName(v1::Outcome outcome);
+std::string ReplicaStateName(v1::ReplicaState state);
+std::string ResultName(v1::ResultKind kind);
+absl::StatusOr<v1::TaskState> ParseState(const std::string& name);
+
+nlohmann::json TaskJson(const v1::TaskInfo& task);
+nlohmann::json WorkerJson(const v1::WorkerInfo& worker);
+
+// Registers every subcommand on `app`.
+void AddServerCommands(CLI::App& app);   // coordinator, worker
+void AddAdminCommands(CLI::App& app);    // token, app
+void AddTaskCommands(CLI::App& app);     // submit, status, wait, result, cancel, tasks, workers
+void AddDemoCommand(CLI::App& app);      // demo
+void AddBenchCommands(CLI::App& app);    // bench tasks
+
+}  // namespace artel::cli

@@ -1,0 +1,146 @@
+// `artel coordinator` and `artel worker`: the two long-running processes.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "cli/cli_common.h"
+#include "common/units.h"
+#include "coordinator/server.h"
+#include "sandbox/bubblewrap_sandbox.h"
+#include "sandbox/plain_process_sandbox.h"
+#include "worker/worker.h"
+
+namespace artel::cli {
+namespace {
+
+// Blocks SIGINT/SIGTERM in every thread and calls `on_signal` from a
+// dedicated thread when one arrives.
+std::thread HandleTermination(std::function<void()> on_signal) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return std::thread([set, on_signal = std::move(on_signal)] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    on_signal();
+  });
+}
+
+struct CoordinatorFlags {
+  std::string data;
+  std::string listen = "127.0.0.1:7700";
+  std::string heartbeat = "1s";
+  std::string worker_timeout = "5s";
+};
+
+void RunCoordinator(const CoordinatorFlags& f) {
+  ServerOptions options;
+  options.data_dir = f.data;
+  options.listen = f.listen;
+  options.coordinator.heartbeat_interval_ms = OrFail(ParseDurationMs(f.heartbeat));
+  options.coordinator.worker_timeout_ms = OrFail(ParseDurationMs(f.worker_timeout));
+  if (options.coordinator.worker_timeout_ms < 2 * options.coordinator.heartbeat_interval_ms) {
+    Fail("--worker-timeout must be at least two heartbeat intervals; raise it", 2);
+  }
+  std::unique_ptr<CoordinatorServer> server = OrFail(CoordinatorServer::Start(options));
+  const std::string address =
+      f.listen.substr(0, f.listen.rfind(':')) + ":" + std::to_string(server->port());
+  std::ofstream(std::filesystem::path(f.data) / "coordinator.addr", std::ios::trunc) << address << "\n";
+  std::cout << "artel coordinator listening on " << address << ", data in " << f.data << std::endl;
+  if (!server->new_admin_token().empty()) {
+    std::cout << "admin token written to " << (std::filesystem::path(f.data) / "admin.token").string()
+              << std::endl;
+  }
+  CoordinatorServer* raw = server.get();
+  std::thread signals = HandleTermination([raw] { raw->Shutdown(); });
+  signals.detach();
+  server->Wait();
+  std::cout << "artel coordinator stopped" << std::endl;
+}
+
+struct WorkerFlags {
+  Connection conn;
+  std::string data;
+  std::string name;
+  uint32_t cores = 1;
+  std::string memory = "4G";
+  std::string disk = "10G";
+  std::string inject_fault;
+  bool unsandboxed = false;
+};
+
+void RunWorker(const WorkerFlags& f) {
+  WorkerOptions options;
+  options.coordinator = f.conn.coordinator;
+  options.token = f.conn.token;
+  if (options.token.empty()) Fail("a worker needs a worker token; pass --token or set ARTEL_TOKEN", 2);
+  options.data_dir = f.data;
+  options.name = f.name;
+  options.cores = f.cores;
+  options.memory_bytes = OrFail(ParseBytes(f.memory));
+  options.disk_bytes = OrFail(ParseBytes(f.disk));
+  if (f.cores == 0) Fail("--cores must be at least 1", 2);
+  if (f.inject_fault == "corrupt-results") {
+    options.runner.corrupt_results = true;
+    spdlog::warn("fault injection on: this worker corrupts every result it reports (testing aid)");
+  } else if (!f.inject_fault.empty()) {
+    Fail("unknown --inject-fault '" + f.inject_fault + "'; the only one is corrupt-results", 2);
+  }
+  std::unique_ptr<Sandbox> sandbox;
+  absl::StatusOr<std::unique_ptr<BubblewrapSandbox>> bwrap = BubblewrapSandbox::Create();
+  if (bwrap.ok()) {
+    sandbox = std::move(*bwrap);
+  } else if (f.unsandboxed) {
+    spdlog::warn("RUNNING UNSANDBOXED: tasks run as plain processes with full access to this "
+                 "machine's files and network ({})",
+                 std::string(bwrap.status().message()));
+    sandbox = std::make_unique<PlainProcessSandbox>();
+  } else {
+    Fail("cannot run tasks safely: " + std::string(bwrap.status().message()) +
+         ". Install bubblewrap (apt-get install bubblewrap), or pass --unsandboxed to run tasks "
+         "WITHOUT isolation on a machine you do not mind exposing");
+  }
+  Worker worker(options, *sandbox);
+  std::thread signals = HandleTermination([&worker] { worker.Stop(); });
+  signals.detach();
+  std::cout << "artel worker: " << f.cores << " core(s), sandbox " << sandbox->name()
+            << ", coordinator " << options.coordinator << std::endl;
+  OrFail(worker.Run());
+}
+
+}  // namespace
+
+void AddServerCommands(CLI::App& app) {
+  auto coord = std::make_shared<CoordinatorFlags>();
+  CLI::App* c = app.add_subcommand("coordinator", "run the coordinator (embedded SQLite in --data)");
+  c->add_option("--data", coord->data, "data directory (database, blobs, admin.token)")->required();
+  c->add_option("--listen", coord->listen, "address to listen on (port 0: any free port)")
+      ->capture_default_str();
+  c->add_option("--heartbeat-interval", coord->heartbeat, "how often workers heartbeat")
+      ->capture_default_str();
+  c->add_option("--worker-timeout", coord->worker_timeout,
+                "silence after which a worker's replicas are lost and re-placed")
+      ->capture_default_str();
+  c->callback([coord] { RunCoordinator(*coord); });
+
+  auto wf = std::make_shared<WorkerFlags>();
+  CLI::App* w = app.add_subcommand("worker", "run a worker agent that lends this machine");
+  AddConnectionOptions(w, &wf->conn);
+  w->add_option("--data", wf->data, "worker directory (identity, blob cache, run dirs)")->required();
+  w->add_option("--name", wf->name, "name shown by `artel workers` (default: host name)");
+  w->add_option("--cores", wf->cores, "cores lent to tasks")->capture_default_str();
+  w->add_option("--memory", wf->memory, "memory lent to tasks, e.g. 4G")->capture_default_str();
+  w->add_option("--disk", wf->disk, "disk budget of the blob cache, e.g. 10G")->capture_default_str();
+  w->add_option("--inject-fault", wf->inject_fault,
+                "TESTING AID: corrupt-results makes this worker report wrong results");
+  w->add_flag("--unsandboxed", wf->unsandboxed,
+              "run tasks without bubblewrap if it is missing (no isolation!)");
+  w->callback([wf] { RunWorker(*wf); });
+}
+
+}  // namespace artel::cli

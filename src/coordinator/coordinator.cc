@@ -1,0 +1,493 @@
+#include "coordinator/coordinator.h"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "common/sha256.h"
+#include "coordinator/policy.h"
+#include "coordinator/transitioner.h"
+#include "coordinator/validator.h"
+
+namespace artel {
+namespace {
+
+std::string RandomHex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  ARTEL_CHECK(RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) == 1,
+              "no randomness available");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+bool ValidFileName(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.size() <= 255 &&
+         name.find('/') == std::string::npos && name.find('\0') == std::string::npos;
+}
+
+v1::TaskEvent EventOf(const v1::TaskInfo& t) {
+  v1::TaskEvent e;
+  e.set_id(t.id());
+  e.set_state(t.state());
+  e.set_outcome(t.outcome());
+  e.set_reason(t.reason());
+  return e;
+}
+
+}  // namespace
+
+Coordinator::Coordinator(Store& store, BlobStore& blobs, const Clock& clock,
+                         CoordinatorOptions options)
+    : store_(store), blobs_(blobs), clock_(clock), options_(options), commits_(store) {}
+
+Coordinator::~Coordinator() = default;
+
+uint64_t Coordinator::EnqueueLocked(WriteBatch batch) {
+  if (batch.empty()) return last_seq_;
+  last_seq_ = commits_.Enqueue(std::move(batch));
+  return last_seq_;
+}
+
+void Coordinator::AwaitDurable(uint64_t seq) {
+  if (seq == 0) return;  // nothing was ever queued
+  absl::Status s = commits_.WaitCommitted(seq);
+  ARTEL_CHECK(s.ok(), "writing to the store failed (" + s.ToString() +
+                          "); stopping so that memory never disagrees with the database. Fix the "
+                          "cause (e.g. free disk space) and restart the coordinator: it resumes "
+                          "from the last commit");
+}
+
+absl::Status Coordinator::Load() {
+  ASSIGN_OR_RETURN(StoreSnapshot snap, store_.Load());
+  absl::MutexLock lock(&mu_);
+  const int64_t now = clock_.NowMs();
+  for (const TokenRecord& t : snap.tokens) tokens_[t.token_hash] = t.role;
+  for (const v1::AppVersion& a : snap.apps) apps_[{a.name(), a.version()}] = a;
+  for (const v1::JobInfo& j : snap.jobs) {
+    next_job_id_ = std::max(next_job_id_, j.id() + 1);
+    *jobs_[j.id()].mutable_job() = j;
+  }
+  for (const v1::WorkerInfo& w : snap.workers) {
+    // Give every known worker one timeout to heartbeat the new process.
+    workers_[w.id()] = WorkerEntry{w, now};
+  }
+  for (v1::TaskInfo& t : snap.tasks) {
+    TaskEntry entry;
+    entry.info = std::move(t);
+    const v1::Resources& r = entry.info.spec().resources();
+    entry.needs = TaskNeeds{r.cores(), r.memory_bytes(), r.gpu_memory_bytes(), {}};
+    for (const auto& in : entry.info.spec().inputs()) entry.needs.input_digests.push_back(in.digest());
+    if (const v1::AppVersion* app =
+            FindAppLocked(entry.info.spec().app(), entry.info.resolved_version())) {
+      entry.app_digest = app->digest();
+    }
+    next_task_id_ = std::max(next_task_id_, entry.info.id() + 1);
+    ++stats_.tasks;
+    CountLocked(entry.info, v1::TASK_STATE_UNSPECIFIED, 0);
+    tasks_.emplace(entry.info.id(), std::move(entry));
+  }
+  for (v1::ReplicaInfo& r : snap.replicas) {
+    next_replica_id_ = std::max(next_replica_id_, r.id() + 1);
+    auto task = tasks_.find(r.task_id());
+    if (task == tasks_.end()) continue;
+    task->second.replica_ids.push_back(r.id());
+    if (r.state() == v1::REPLICA_STATE_IN_PROGRESS) {
+      // Leases restart with the coordinator: the worker had no one to heartbeat.
+      r.set_lease_expiry_ms(now + static_cast<int64_t>(task->second.info.spec().policy().lease_ms()));
+      in_progress_.insert(r.id());
+    }
+    ++stats_.replicas;
+    replicas_.emplace(r.id(), std::move(r));
+  }
+  WriteBatch batch;
+  for (auto& [id, task] : tasks_) {
+    if (task.info.state() == v1::TASK_STATE_DONE) {
+      ++stats_.done;
+      continue;
+    }
+    if (task.info.spec().policy().deadline_ms() > 0) with_deadline_.insert(id);
+    TransitLocked(task, batch);
+  }
+  AwaitDurable(EnqueueLocked(std::move(batch)));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<std::string>> Coordinator::EnsureAdminToken() {
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [hash, role] : tokens_) {
+      if (role == v1::ROLE_ADMIN) return std::optional<std::string>();
+    }
+  }
+  ASSIGN_OR_RETURN(std::string token, CreateToken(v1::ROLE_ADMIN));
+  return std::optional<std::string>(token);
+}
+
+absl::StatusOr<v1::Role> Coordinator::Authenticate(const std::string& token) const {
+  if (token.empty()) {
+    return absl::UnauthenticatedError(
+        "no token given; pass --token or set ARTEL_TOKEN (an admin makes one with `artel token "
+        "create`)");
+  }
+  const std::string hash = Sha256Hex(token);
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = tokens_.find(hash);
+  if (it == tokens_.end()) {
+    return absl::UnauthenticatedError(
+        "the token is not valid on this coordinator; check --token / ARTEL_TOKEN");
+  }
+  return it->second;
+}
+
+absl::StatusOr<std::string> Coordinator::CreateToken(v1::Role role) {
+  if (role != v1::ROLE_ADMIN && role != v1::ROLE_SUBMITTER && role != v1::ROLE_WORKER) {
+    return absl::InvalidArgumentError("unknown role; use submitter, worker or admin");
+  }
+  const std::string token = "artel_" + RandomHex(24);
+  WriteBatch batch;
+  batch.tokens.push_back({Sha256Hex(token), role, clock_.NowMs()});
+  uint64_t seq;
+  {
+    absl::MutexLock lock(&mu_);
+    tokens_[batch.tokens.back().token_hash] = role;
+    seq = EnqueueLocked(std::move(batch));
+  }
+  AwaitDurable(seq);
+  return token;
+}
+
+const v1::AppVersion* Coordinator::FindAppLocked(const std::string& name,
+                                                 const std::string& version) const {
+  if (version.empty()) {
+    const v1::AppVersion* newest = nullptr;
+    for (auto it = apps_.lower_bound({name, ""}); it != apps_.end() && it->first.first == name; ++it) {
+      if (newest == nullptr || it->second.created_at_ms() >= newest->created_at_ms()) {
+        newest = &it->second;
+      }
+    }
+    return newest;
+  }
+  auto it = apps_.find({name, version});
+  return it == apps_.end() ? nullptr : &it->second;
+}
+
+absl::StatusOr<v1::AppVersion> Coordinator::AddApp(const v1::AppVersion& app) {
+  if (!ValidFileName(app.name()) || app.name().rfind("builtin", 0) == 0) {
+    return absl::InvalidArgumentError("app name '" + app.name() +
+                                      "' is not allowed; use letters, digits, '-', '_' or '.', "
+                                      "not starting with 'builtin'");
+  }
+  if (app.version().empty()) {
+    return absl::InvalidArgumentError("app '" + app.name() + "' needs a version; pass --version");
+  }
+  if (!IsSha256Hex(app.digest()) || !blobs_.Has(app.digest())) {
+    return absl::FailedPreconditionError("the executable of app '" + app.name() +
+                                         "' has not been uploaded; upload the file first");
+  }
+  v1::AppVersion stored = app;
+  ASSIGN_OR_RETURN(uint64_t size, blobs_.SizeOf(app.digest()));
+  stored.set_size(size);
+  stored.set_created_at_ms(clock_.NowMs());
+  uint64_t seq;
+  {
+    absl::MutexLock lock(&mu_);
+    if (const v1::AppVersion* old = FindAppLocked(app.name(), app.version())) {
+      if (old->digest() == app.digest()) return *old;
+      return absl::AlreadyExistsError("app '" + app.name() + "' version " + app.version() +
+                                      " is already registered with a different file; register "
+                                      "the new file under a new --version");
+    }
+    apps_[{app.name(), app.version()}] = stored;
+    WriteBatch batch;
+    batch.apps.push_back(stored);
+    seq = EnqueueLocked(std::move(batch));
+  }
+  AwaitDurable(seq);
+  return stored;
+}
+
+v1::ListAppsResponse Coordinator::ListApps() const {
+  v1::ListAppsResponse out;
+  v1::AppVersion* noop = out.add_apps();
+  noop->set_name(kNoopApp);
+  noop->set_version("builtin");
+  noop->set_digest(std::string(kBuiltinDigestPrefix) + "noop");
+  absl::ReaderMutexLock lock(&mu_);
+  for (const auto& [key, app] : apps_) *out.add_apps() = app;
+  return out;
+}
+
+absl::Status Coordinator::ValidateSpecLocked(v1::TaskSpec& spec, std::string* app_digest) const {
+  if (spec.app() == kNoopApp) {
+    *app_digest = std::string(kBuiltinDigestPrefix) + "noop";
+    spec.set_version("builtin");
+  } else {
+    const v1::AppVersion* app = FindAppLocked(spec.app(), spec.version());
+    if (app == nullptr) {
+      if (spec.version().empty() || FindAppLocked(spec.app(), "") == nullptr) {
+        return absl::NotFoundError("app '" + spec.app() +
+                                   "' is not registered; run `artel app list` to see the apps, "
+                                   "or `artel app add` to register it");
+      }
+      return absl::NotFoundError("app '" + spec.app() + "' version " + spec.version() +
+                                 " is not registered; run `artel app list` to see its versions");
+    }
+    *app_digest = app->digest();
+    spec.set_version(app->version());
+  }
+  std::set<std::string> names;
+  for (const v1::InputFile& in : spec.inputs()) {
+    if (!ValidFileName(in.name()) || in.name() == "stdout" || in.name() == "stderr") {
+      return absl::InvalidArgumentError("input name '" + in.name() +
+                                        "' is not a plain file name; use NAME=FILE with no '/'");
+    }
+    if (!names.insert(in.name()).second) {
+      return absl::InvalidArgumentError("input '" + in.name() + "' is given twice; give each once");
+    }
+    if (!IsSha256Hex(in.digest()) || !blobs_.Has(in.digest())) {
+      return absl::FailedPreconditionError("input '" + in.name() + "' (blob " + in.digest() +
+                                           ") has not been uploaded; upload it before submitting");
+    }
+  }
+  RETURN_IF_ERROR(FindValidator(spec.validator()).status());
+  *spec.mutable_policy() = WithDefaults(spec.policy());
+  *spec.mutable_resources() = WithDefaults(spec.resources());
+  return CheckPolicy(spec.policy());
+}
+
+absl::StatusOr<v1::SubmitResponse> Coordinator::Submit(const v1::SubmitRequest& request) {
+  if (request.tasks().empty()) {
+    return absl::InvalidArgumentError("the request holds no tasks; give at least one");
+  }
+  if (request.tasks_size() > static_cast<int>(options_.max_tasks_per_submit)) {
+    return absl::InvalidArgumentError(
+        "the request holds " + std::to_string(request.tasks_size()) + " tasks, above the limit of " +
+        std::to_string(options_.max_tasks_per_submit) + " per call; submit in smaller batches");
+  }
+  v1::SubmitResponse response;
+  uint64_t seq;
+  {
+    absl::MutexLock lock(&mu_);
+    // Check everything first: a bad task rejects the whole request.
+    std::vector<v1::TaskSpec> specs(request.tasks().begin(), request.tasks().end());
+    std::vector<std::string> digests(specs.size());
+    for (size_t i = 0; i < specs.size(); ++i) {
+      absl::Status s = ValidateSpecLocked(specs[i], &digests[i]);
+      if (!s.ok()) {
+        return absl::Status(s.code(), "task " + std::to_string(i + 1) + " of " +
+                                          std::to_string(specs.size()) + ": " +
+                                          std::string(s.message()));
+      }
+    }
+    const int64_t now = clock_.NowMs();
+    WriteBatch batch;
+    v1::JobInfo job;
+    job.set_id(next_job_id_++);
+    job.set_name(request.job_name());
+    job.set_created_at_ms(now);
+    job.set_task_count(static_cast<uint32_t>(specs.size()));
+    batch.jobs.push_back(job);
+    *jobs_[job.id()].mutable_job() = job;
+    response.set_job_id(job.id());
+    for (size_t i = 0; i < specs.size(); ++i) {
+      TaskEntry entry;
+      entry.info.set_id(next_task_id_++);
+      entry.info.set_job_id(job.id());
+      entry.info.set_state(v1::TASK_STATE_PENDING);
+      entry.info.set_created_at_ms(now);
+      entry.info.set_resolved_version(specs[i].version());
+      const v1::Resources& r = specs[i].resources();
+      entry.needs = TaskNeeds{r.cores(), r.memory_bytes(), r.gpu_memory_bytes(), {}};
+      for (const auto& in : specs[i].inputs()) entry.needs.input_digests.push_back(in.digest());
+      entry.app_digest = digests[i];
+      *entry.info.mutable_spec() = std::move(specs[i]);
+      const uint64_t id = entry.info.id();
+      response.add_task_ids(id);
+      auto [it, inserted] = tasks_.emplace(id, std::move(entry));
+      if (it->second.info.spec().policy().deadline_ms() > 0) with_deadline_.insert(id);
+      ++stats_.tasks;
+      CountLocked(it->second.info, v1::TASK_STATE_UNSPECIFIED, 0);
+      TransitLocked(it->second, batch);
+      batch.tasks.push_back(it->second.info);
+    }
+    seq = EnqueueLocked(std::move(batch));
+  }
+  AwaitDurable(seq);
+  return response;
+}
+
+std::vector<v1::ReplicaInfo*> Coordinator::ReplicasOfLocked(const TaskEntry& task) {
+  std::vector<v1::ReplicaInfo*> out;
+  out.reserve(task.replica_ids.size());
+  for (uint64_t id : task.replica_ids) out.push_back(&replicas_.at(id));
+  return out;
+}
+
+void Coordinator::TransitLocked(TaskEntry& task, WriteBatch& batch) {
+  const bool was_done = task.info.state() == v1::TASK_STATE_DONE;
+  const v1::TaskState old_state = task.info.state();
+  const auto* validator = *FindValidator(task.info.spec().validator());
+  TransitionResult r = Transit(task.info, ReplicasOfLocked(task), *validator, clock_.NowMs());
+  for (uint64_t id : r.changed_replicas) batch.replicas.push_back(replicas_.at(id));
+  for (uint64_t id : r.cancelled_replicas) in_progress_.erase(id);
+  for (const std::string& w : r.invalid_workers) {
+    auto it = workers_.find(w);
+    ++stats_.invalid;
+    if (it == workers_.end()) continue;
+    it->second.info.set_invalid(it->second.info.invalid() + 1);
+    batch.workers.push_back(it->second.info);
+  }
+  scheduler_.SetNeeded(task.info.id(), r.replicas_needed);
+  if (r.task_changed) batch.tasks.push_back(task.info);
+  if (!was_done && task.info.state() == v1::TASK_STATE_DONE) {
+    ++stats_.done;
+    with_deadline_.erase(task.info.id());
+    if (task.info.outcome() == v1::OUTCOME_SUCCESS) ++stats_.success;
+    if (task.info.outcome() == v1::OUTCOME_APP_ERROR) ++stats_.app_error;
+    if (task.info.outcome() == v1::OUTCOME_SYSTEM_ERROR) ++stats_.system_error;
+  }
+  if (old_state != task.info.state()) {
+    CountLocked(task.info, old_state, -1);
+    changed_.SignalAll();
+  }
+}
+
+void Coordinator::CountLocked(const v1::TaskInfo& task, v1::TaskState old_state, int delta_old) {
+  auto it = jobs_.find(task.job_id());
+  if (it == jobs_.end()) return;
+  v1::JobStatus& j = it->second;
+  auto bump = [&j](v1::TaskState state, int delta) {
+    switch (state) {
+      case v1::TASK_STATE_PENDING: j.set_pending(j.pending() + delta); break;
+      case v1::TASK_STATE_RUNNING: j.set_running(j.running() + delta); break;
+      case v1::TASK_STATE_DONE: j.set_done(j.done() + delta); break;
+      default: break;
+    }
+  };
+  if (delta_old != 0) bump(old_state, delta_old);
+  bump(task.state(), 1);
+  if (task.state() == v1::TASK_STATE_DONE) {
+    if (task.outcome() == v1::OUTCOME_SUCCESS) j.set_success(j.success() + 1);
+    if (task.outcome() == v1::OUTCOME_APP_ERROR) j.set_app_error(j.app_error() + 1);
+    if (task.outcome() == v1::OUTCOME_SYSTEM_ERROR) j.set_system_error(j.system_error() + 1);
+  }
+}
+
+absl::StatusOr<v1::JobStatus> Coordinator::GetJob(uint64_t id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) {
+    return absl::NotFoundError("job " + std::to_string(id) + " does not exist");
+  }
+  return it->second;
+}
+
+v1::TaskInfo Coordinator::FullTaskLocked(const TaskEntry& task) const {
+  v1::TaskInfo info = task.info;
+  for (uint64_t id : task.replica_ids) *info.add_replicas() = replicas_.at(id);
+  return info;
+}
+
+absl::StatusOr<v1::TaskInfo> Coordinator::GetTask(uint64_t id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) {
+    return absl::NotFoundError("task " + std::to_string(id) +
+                               " does not exist; run `artel tasks` to list tasks");
+  }
+  return FullTaskLocked(it->second);
+}
+
+absl::StatusOr<v1::TaskInfo> Coordinator::Cancel(uint64_t id) {
+  uint64_t seq;
+  v1::TaskInfo info;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = tasks_.find(id);
+    if (it == tasks_.end()) {
+      return absl::NotFoundError("task " + std::to_string(id) +
+                                 " does not exist; run `artel tasks` to list tasks");
+    }
+    TaskEntry& task = it->second;
+    if (task.info.state() == v1::TASK_STATE_DONE) {
+      return absl::FailedPreconditionError("task " + std::to_string(id) +
+                                           " has already finished; nothing to cancel");
+    }
+    WriteBatch batch;
+    const v1::TaskState old_state = task.info.state();
+    TransitionResult r =
+        EndAsSystemError(task.info, ReplicasOfLocked(task), "cancelled by the user", clock_.NowMs());
+    CountLocked(task.info, old_state, -1);
+    for (uint64_t rid : r.changed_replicas) batch.replicas.push_back(replicas_.at(rid));
+    for (uint64_t rid : r.cancelled_replicas) in_progress_.erase(rid);
+    batch.tasks.push_back(task.info);
+    scheduler_.SetNeeded(id, 0);
+    with_deadline_.erase(id);
+    ++stats_.done;
+    ++stats_.system_error;
+    changed_.SignalAll();
+    info = FullTaskLocked(task);
+    seq = EnqueueLocked(std::move(batch));
+  }
+  AwaitDurable(seq);
+  return info;
+}
+
+v1::ListTasksResponse Coordinator::ListTasks(const v1::ListTasksRequest& request) const {
+  const uint32_t limit = request.limit() == 0 ? 1000 : request.limit();
+  v1::ListTasksResponse out;
+  absl::ReaderMutexLock lock(&mu_);
+  std::vector<const TaskEntry*> picked;
+  for (auto it = tasks_.rbegin(); it != tasks_.rend() && picked.size() < limit; ++it) {
+    if (request.state() == v1::TASK_STATE_UNSPECIFIED || it->second.info.state() == request.state()) {
+      picked.push_back(&it->second);
+    }
+  }
+  for (auto it = picked.rbegin(); it != picked.rend(); ++it) *out.add_tasks() = (*it)->info;
+  return out;
+}
+
+absl::StatusOr<std::vector<v1::TaskEvent>> Coordinator::WaitForEvents(
+    const std::vector<uint64_t>& ids, std::map<uint64_t, v1::TaskEvent>* last_seen,
+    int64_t timeout_ms) {
+  std::vector<v1::TaskEvent> events;
+  uint64_t seq;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time until = absl::Now() + absl::Milliseconds(timeout_ms);
+    while (true) {
+      for (uint64_t id : ids) {
+        auto it = tasks_.find(id);
+        if (it == tasks_.end()) {
+          return absl::NotFoundError("task " + std::to_string(id) + " does not exist");
+        }
+        v1::TaskEvent e = EventOf(it->second.info);
+        auto seen = last_seen->find(id);
+        if (seen == last_seen->end() || seen->second.state() != e.state()) {
+          (*last_seen)[id] = e;
+          events.push_back(std::move(e));
+        }
+      }
+      if (!events.empty() || changed_.WaitWithDeadline(&mu_, until)) break;
+    }
+    seq = last_seq_;
+  }
+  AwaitDurable(seq);
+  return events;
+}
+
+CoordinatorStats Coordinator::Stats() const {
+  absl::ReaderMutexLock lock(&mu_);
+  CoordinatorStats s = stats_;
+  s.commits = commits_.commits();
+  s.batches = commits_.batches();
+  return s;
+}
+
+}  // namespace artel

@@ -1,0 +1,154 @@
+// The coordinator's engine: all task, replica, worker, app and token state,
+// kept in memory and written through a Store with group commit.
+//
+// Every operation that changes state mutates memory under one lock, queues
+// the changed records as one WriteBatch, and returns only after that batch
+// is durable; so nothing acknowledged is lost if the process is killed. The
+// gRPC services (client_service.cc, worker_service.cc) are thin adapters.
+//
+// Thread-safe. Times come from the injected Clock (milliseconds).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "artel/v1/artel.pb.h"
+#include "blob/blob_store.h"
+#include "common/clock.h"
+#include "common/status.h"
+#include "coordinator/scheduler.h"
+#include "store/commit_queue.h"
+#include "store/store.h"
+
+namespace artel {
+
+struct CoordinatorOptions {
+  uint64_t heartbeat_interval_ms = 1000;  // told to workers at registration [1 s]
+  uint64_t worker_timeout_ms = 5000;      // silence before a worker's replicas are lost [5 s]
+  uint32_t max_tasks_per_submit = 100'000;
+  uint32_t max_assignments_per_fetch = 512;
+};
+
+// Counters for the summary printed by the demo and benchmarks.
+struct CoordinatorStats {
+  uint64_t tasks = 0, done = 0, success = 0, app_error = 0, system_error = 0;
+  uint64_t replicas = 0, lost = 0, invalid = 0, commits = 0, batches = 0;
+};
+
+class Coordinator {
+ public:
+  // `store`, `blobs` and `clock` must outlive the coordinator.
+  Coordinator(Store& store, BlobStore& blobs, const Clock& clock, CoordinatorOptions options = {});
+  ~Coordinator();
+
+  // Reads the store; resumes unfinished tasks. REQUIRES: called once, first.
+  absl::Status Load();
+  // Creates an admin token if none exists; returns it (nullopt if one did).
+  absl::StatusOr<std::optional<std::string>> EnsureAdminToken();
+
+  // ---- tokens
+  absl::StatusOr<v1::Role> Authenticate(const std::string& token) const;
+  absl::StatusOr<std::string> CreateToken(v1::Role role);
+
+  // ---- clients
+  absl::StatusOr<v1::SubmitResponse> Submit(const v1::SubmitRequest& request);
+  absl::StatusOr<v1::TaskInfo> GetTask(uint64_t id) const;
+  absl::StatusOr<v1::TaskInfo> Cancel(uint64_t id);
+  v1::ListTasksResponse ListTasks(const v1::ListTasksRequest& request) const;
+  v1::ListWorkersResponse ListWorkers() const;
+  absl::StatusOr<v1::JobStatus> GetJob(uint64_t id) const;
+  absl::StatusOr<v1::AppVersion> AddApp(const v1::AppVersion& app);
+  v1::ListAppsResponse ListApps() const;
+  // Returns the events of `ids` whose state differs from `*last_seen`
+  // (updating it), waiting up to `timeout_ms` for one. Every returned
+  // event is durable. NOT_FOUND if an id is unknown.
+  absl::StatusOr<std::vector<v1::TaskEvent>> WaitForEvents(
+      const std::vector<uint64_t>& ids, std::map<uint64_t, v1::TaskEvent>* last_seen,
+      int64_t timeout_ms);
+
+  // ---- workers
+  absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request);
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
+  absl::StatusOr<v1::FetchWorkResponse> FetchWork(const v1::FetchWorkRequest& request);
+  absl::Status Report(const v1::ReportRequest& request);
+
+  // Expires leases and deadlines and declares silent workers dead. The
+  // server calls it a few times a second; tests call it after moving a
+  // FakeClock.
+  absl::Status Tick();
+
+  CoordinatorStats Stats() const;
+
+ private:
+  struct TaskEntry {
+    v1::TaskInfo info;  // replicas field unused; see replica_ids
+    std::vector<uint64_t> replica_ids;
+    TaskNeeds needs;
+    std::string app_digest;
+  };
+  struct WorkerEntry {
+    v1::WorkerInfo info;
+    int64_t last_heartbeat_ms = 0;
+  };
+
+  // Runs the transitioner on one task and records what changed in `batch`.
+  void TransitLocked(TaskEntry& task, WriteBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks an in-progress replica lost (host fault) and re-runs its task.
+  void LoseReplicaLocked(v1::ReplicaInfo& replica, const std::string& why, WriteBatch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<v1::ReplicaInfo*> ReplicasOfLocked(const TaskEntry& task)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status ValidateSpecLocked(v1::TaskSpec& spec, std::string* app_digest) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status ApplyReportLocked(const std::string& worker_id, const v1::ReplicaReport& report,
+                                 WriteBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves a task between the per-job counters after a state change.
+  void CountLocked(const v1::TaskInfo& task, v1::TaskState old_state, int delta_old)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::TaskInfo FullTaskLocked(const TaskEntry& task) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  const v1::AppVersion* FindAppLocked(const std::string& name, const std::string& version) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Queues `batch` (under the lock, to keep commit order = memory order).
+  uint64_t EnqueueLocked(WriteBatch batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits for a queued batch; a failed commit stops the process, since
+  // memory would otherwise disagree with the database.
+  void AwaitDurable(uint64_t seq);
+
+  Store& store_;
+  BlobStore& blobs_;
+  const Clock& clock_;
+  const CoordinatorOptions options_;
+  CommitQueue commits_;
+
+  mutable absl::Mutex mu_;
+  absl::CondVar changed_;  // signalled when any task changes state
+  uint64_t last_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_task_id_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t next_replica_id_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t next_job_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<uint64_t, TaskEntry> tasks_ ABSL_GUARDED_BY(mu_);
+  std::unordered_map<uint64_t, v1::ReplicaInfo> replicas_ ABSL_GUARDED_BY(mu_);
+  std::set<uint64_t> in_progress_ ABSL_GUARDED_BY(mu_);  // replica ids
+  std::set<uint64_t> with_deadline_ ABSL_GUARDED_BY(mu_);  // unfinished task ids
+  std::map<std::string, WorkerEntry> workers_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, v1::JobStatus> jobs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, std::string>, v1::AppVersion> apps_ ABSL_GUARDED_BY(mu_);
+  std::unordered_map<std::string, v1::Role> tokens_ ABSL_GUARDED_BY(mu_);  // hash -> role
+  Scheduler scheduler_ ABSL_GUARDED_BY(mu_);
+  CoordinatorStats stats_ ABSL_GUARDED_BY(mu_);
+};
+
+// The app every coordinator knows without registration: a worker runs it
+// in-process and it does nothing (used by `artel bench tasks`).
+inline constexpr char kNoopApp[] = "builtin.noop";
+inline constexpr char kBuiltinDigestPrefix[] = "builtin:";
+
+}  // namespace artel

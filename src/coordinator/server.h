@@ -1,0 +1,68 @@
+// A running coordinator: store, blobs, engine, gRPC server and the ticker
+// that expires leases. What `artel coordinator` starts.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "coordinator/coordinator.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace artel {
+
+class BlobServiceImpl;
+class ClientServiceImpl;
+class WorkerServiceImpl;
+class SqliteStore;
+
+struct ServerOptions {
+  // Holds artel.db (SQLite), blobs/ and admin.token. Created if missing.
+  std::filesystem::path data_dir;
+  // host:port to listen on; port 0 picks a free one (see port()).
+  std::string listen = "127.0.0.1:7700";
+  uint64_t max_blob_bytes = 4ull << 30;  // largest accepted blob [4 GiB]
+  uint64_t tick_interval_ms = 200;       // how often leases are checked [200 ms]
+  CoordinatorOptions coordinator;
+};
+
+// Thread-safe. Destruction shuts the server down.
+class CoordinatorServer {
+ public:
+  // Opens the data dir, resumes its state and starts serving.
+  static absl::StatusOr<std::unique_ptr<CoordinatorServer>> Start(const ServerOptions& options);
+  ~CoordinatorServer();
+
+  int port() const { return port_; }
+  // The admin token, if this start created it (first start of a data dir).
+  const std::string& new_admin_token() const { return new_admin_token_; }
+  Coordinator& coordinator() { return *coordinator_; }
+  // Blocks until Shutdown() is called from another thread.
+  void Wait();
+  void Shutdown();
+
+ private:
+  CoordinatorServer() = default;
+
+  RealClock clock_;
+  std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<Coordinator> coordinator_;
+  std::unique_ptr<ClientServiceImpl> client_service_;
+  std::unique_ptr<WorkerServiceImpl> worker_service_;
+  std::unique_ptr<BlobServiceImpl> blob_service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::atomic<bool> stopping_{false};
+  std::thread ticker_;
+  int port_ = 0;
+  std::string new_admin_token_;
+};
+
+}  // namespace artel

@@ -1,0 +1,63 @@
+// gRPC adapters over Coordinator: check the caller's token and role, call
+// the engine, translate absl::Status into grpc::Status (code and message
+// kept, so the user reads what to fix).
+#pragma once
+
+#include <initializer_list>
+
+#include "artel/v1/artel.grpc.pb.h"
+#include "coordinator/coordinator.h"
+
+namespace artel {
+
+grpc::Status ToGrpc(const absl::Status& status);
+
+// OK if the call carries a token with one of `roles` (admin always passes).
+grpc::Status Authorize(const Coordinator& coordinator, grpc::ServerContext* context,
+                       std::initializer_list<v1::Role> roles);
+
+class ClientServiceImpl final : public v1::ClientService::Service {
+ public:
+  explicit ClientServiceImpl(Coordinator& coordinator) : coordinator_(coordinator) {}
+  grpc::Status Submit(grpc::ServerContext* ctx, const v1::SubmitRequest* req,
+                      v1::SubmitResponse* resp) override;
+  grpc::Status GetTask(grpc::ServerContext* ctx, const v1::GetTaskRequest* req,
+                       v1::TaskInfo* resp) override;
+  grpc::Status Watch(grpc::ServerContext* ctx, const v1::WatchRequest* req,
+                     grpc::ServerWriter<v1::TaskEvent>* writer) override;
+  grpc::Status Cancel(grpc::ServerContext* ctx, const v1::CancelRequest* req,
+                      v1::CancelResponse* resp) override;
+  grpc::Status GetJob(grpc::ServerContext* ctx, const v1::GetJobRequest* req,
+                      v1::JobStatus* resp) override;
+  grpc::Status ListTasks(grpc::ServerContext* ctx, const v1::ListTasksRequest* req,
+                         v1::ListTasksResponse* resp) override;
+  grpc::Status ListWorkers(grpc::ServerContext* ctx, const v1::ListWorkersRequest* req,
+                           v1::ListWorkersResponse* resp) override;
+  grpc::Status AddApp(grpc::ServerContext* ctx, const v1::AddAppRequest* req,
+                      v1::AddAppResponse* resp) override;
+  grpc::Status ListApps(grpc::ServerContext* ctx, const v1::ListAppsRequest* req,
+                        v1::ListAppsResponse* resp) override;
+  grpc::Status CreateToken(grpc::ServerContext* ctx, const v1::CreateTokenRequest* req,
+                           v1::CreateTokenResponse* resp) override;
+
+ private:
+  Coordinator& coordinator_;
+};
+
+class WorkerServiceImpl final : public v1::WorkerService::Service {
+ public:
+  explicit WorkerServiceImpl(Coordinator& coordinator) : coordinator_(coordinator) {}
+  grpc::Status Register(grpc::ServerContext* ctx, const v1::RegisterRequest* req,
+                        v1::RegisterResponse* resp) override;
+  grpc::Status Heartbeat(grpc::ServerContext* ctx, const v1::HeartbeatRequest* req,
+                         v1::HeartbeatResponse* resp) override;
+  grpc::Status FetchWork(grpc::ServerContext* ctx, const v1::FetchWorkRequest* req,
+                         v1::FetchWorkResponse* resp) override;
+  grpc::Status Report(grpc::ServerContext* ctx, const v1::ReportRequest* req,
+                      v1::ReportResponse* resp) override;
+
+ private:
+  Coordinator& coordinator_;
+};
+
+}  // namespace artel

@@ -1,0 +1,162 @@
+#include "worker/replica_runner.h"
+
+#include <algorithm>
+#include <csignal>
+#include <fstream>
+#include <sstream>
+
+#include "worker/checkpoint_pack.h"
+
+namespace artel {
+namespace {
+
+std::string Corrupt(std::string data) {
+  if (data.empty()) return "corrupted";
+  for (char& c : data) c = static_cast<char>(c ^ 0x5a);
+  return data;
+}
+
+absl::StatusOr<std::string> ReadAll(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return absl::InternalError("cannot read " + p.string());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+RunDirs::RunDirs(const std::filesystem::path& r)
+    : root(r), app(r / "app"), work(r / "work"), out(r / "out"), checkpoint(r / "checkpoint") {}
+
+absl::Status ReplicaRunner::Materialize(const std::string& digest,
+                                        const std::filesystem::path& dest, bool executable) {
+  ASSIGN_OR_RETURN(std::filesystem::path cached,
+                   cache_.Acquire(digest, [&](BlobWriter& w) { return blobs_.Download(digest, w); }));
+  std::error_code ec;
+  std::filesystem::copy_file(cached, dest, std::filesystem::copy_options::overwrite_existing, ec);
+  cache_.Release(digest);
+  if (ec) return absl::InternalError("cannot copy blob " + digest + ": " + ec.message());
+  using std::filesystem::perms;
+  std::filesystem::permissions(
+      dest, executable ? perms::owner_all | perms::group_read | perms::group_exec |
+                             perms::others_read | perms::others_exec
+                       : perms::owner_read | perms::owner_write | perms::group_read |
+                             perms::others_read,
+      ec);
+  return absl::OkStatus();
+}
+
+absl::Status ReplicaRunner::Prepare(const v1::Assignment& a, const RunDirs& dirs) {
+  std::error_code ec;
+  for (const auto* d : {&dirs.app, &dirs.work, &dirs.out, &dirs.checkpoint}) {
+    std::filesystem::create_directories(*d, ec);
+    if (ec) return absl::InternalError("cannot create " + d->string() + ": " + ec.message());
+  }
+  RETURN_IF_ERROR(Materialize(a.app_digest(), dirs.app / a.app(), /*executable=*/true));
+  for (const v1::InputFile& in : a.inputs()) {
+    RETURN_IF_ERROR(Materialize(in.digest(), dirs.work / in.name(), /*executable=*/false));
+  }
+  if (!a.checkpoint_digest().empty()) {
+    const std::filesystem::path packed = dirs.root / "checkpoint.pack";
+    RETURN_IF_ERROR(blobs_.DownloadToFile(a.checkpoint_digest(), packed));
+    ASSIGN_OR_RETURN(std::string data, ReadAll(packed));
+    RETURN_IF_ERROR(UnpackCheckpoint(data, dirs.checkpoint));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReplicaRunner::CollectOutputs(const RunDirs& dirs, const SandboxResult& result,
+                                           v1::ReplicaReport& report) {
+  auto add = [&](const std::string& name, std::string data) -> absl::Status {
+    if (options_.corrupt_results && name != "stderr") data = Corrupt(std::move(data));
+    ASSIGN_OR_RETURN(std::string digest, blobs_.UploadBytes(data));
+    v1::OutputFile* f = report.add_outputs();
+    f->set_name(name);
+    f->set_digest(digest);
+    f->set_size(data.size());
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(add("stdout", result.stdout_data));
+  RETURN_IF_ERROR(add("stderr", result.stderr_data));
+  std::error_code ec;
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(dirs.out, ec)) {
+    if (e.is_regular_file(ec)) files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    const std::string name = f.filename().string();
+    if (name == "stdout" || name == "stderr") continue;  // reserved for the captured streams
+    if (options_.corrupt_results) {
+      ASSIGN_OR_RETURN(std::string data, ReadAll(f));
+      RETURN_IF_ERROR(add(name, std::move(data)));
+      continue;
+    }
+    ASSIGN_OR_RETURN(std::string digest, blobs_.UploadFile(f));
+    v1::OutputFile* out = report.add_outputs();
+    out->set_name(name);
+    out->set_digest(digest);
+    out->set_size(std::filesystem::file_size(f, ec));
+  }
+  return absl::OkStatus();
+}
+
+std::optional<v1::ReplicaReport> ReplicaRunner::Run(const v1::Assignment& a, const RunDirs& dirs,
+                                                    const CancelFlag& cancel) {
+  v1::ReplicaReport report;
+  report.set_replica_id(a.replica_id());
+  auto host_error = [&](const absl::Status& s) {
+    report.set_result(v1::RESULT_KIND_HOST_ERROR);
+    report.set_error(std::string(s.message()));
+    return report;
+  };
+  if (absl::Status s = Prepare(a, dirs); !s.ok()) return host_error(s);
+
+  SandboxSpec spec;
+  spec.executable = dirs.app / a.app();
+  spec.args.assign(a.args().begin(), a.args().end());
+  spec.work_dir = dirs.work;
+  spec.output_dir = dirs.out;
+  spec.checkpoint_dir = dirs.checkpoint;
+  spec.env["ARTEL_TASK_ID"] = std::to_string(a.task_id());
+  spec.env["ARTEL_REPLICA_ID"] = std::to_string(a.replica_id());
+  spec.memory_bytes = a.resources().memory_bytes();
+  spec.max_processes = options_.max_processes;
+  spec.wall_time = std::chrono::milliseconds(a.resources().wall_time_ms());
+  spec.max_captured_bytes = options_.max_captured_bytes;
+  absl::StatusOr<SandboxResult> result = sandbox_.Run(spec, cancel);
+  if (!result.ok()) return host_error(result.status());
+  report.set_runtime_ms(static_cast<uint64_t>(result->runtime.count()));
+
+  using T = SandboxResult::Termination;
+  switch (result->termination) {
+    case T::kCancelled:
+      return std::nullopt;
+    case T::kExited:
+      report.set_exit_code(result->exit_code);
+      report.set_result(result->exit_code == 0 ? v1::RESULT_KIND_SUCCESS
+                                               : v1::RESULT_KIND_APP_ERROR);
+      if (result->exit_code != 0) report.set_error("exited with code " + std::to_string(result->exit_code));
+      break;
+    case T::kTimedOut:
+      report.set_result(v1::RESULT_KIND_APP_ERROR);
+      report.set_exit_code(-1);
+      report.set_error("killed after its wall-time limit of " +
+                       std::to_string(a.resources().wall_time_ms()) + " ms");
+      break;
+    case T::kSignaled:
+      if (result->signal == SIGKILL) {
+        // Not from us: the kernel's OOM killer or the host. Costs a replica.
+        return host_error(absl::InternalError("the app was killed by SIGKILL on the host"));
+      }
+      report.set_result(v1::RESULT_KIND_APP_ERROR);
+      report.set_exit_code(128 + result->signal);
+      report.set_error("killed by signal " + std::to_string(result->signal));
+      break;
+  }
+  if (absl::Status s = CollectOutputs(dirs, *result, report); !s.ok()) return host_error(s);
+  return report;
+}
+
+}  // namespace artel

@@ -1,0 +1,58 @@
+// Runs one assigned replica end to end on a worker: fetch the app and its
+// inputs through the blob cache, lay out a private run directory, run the
+// app in the sandbox, hash and upload its outputs, and build the report.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "artel/v1/artel.pb.h"
+#include "blob/blob_cache.h"
+#include "blob/blob_client.h"
+#include "sandbox/sandbox.h"
+
+namespace artel {
+
+struct RunnerOptions {
+  // Testing aid: flip the bytes of every result before it is hashed, as a
+  // broken or dishonest host would. Never use it on a real grid.
+  bool corrupt_results = false;
+  size_t max_captured_bytes = 1 << 20;  // stdout/stderr kept per stream [1 MiB]
+  uint32_t max_processes = 256;         // per replica [256]
+};
+
+// The directories of one replica under the worker's data dir.
+struct RunDirs {
+  std::filesystem::path root, app, work, out, checkpoint;
+  explicit RunDirs(const std::filesystem::path& root);
+};
+
+// Thread-safe: one Run per replica, several at once.
+class ReplicaRunner {
+ public:
+  // All borrowed; must outlive the runner.
+  ReplicaRunner(BlobCache& cache, BlobClient& blobs, Sandbox& sandbox, RunnerOptions options)
+      : cache_(cache), blobs_(blobs), sandbox_(sandbox), options_(options) {}
+
+  // Runs `a` in `dirs` (created here, removed by the caller). Returns
+  // nullopt when cancelled (nothing to report). Host faults become
+  // RESULT_KIND_HOST_ERROR reports, never a crash.
+  std::optional<v1::ReplicaReport> Run(const v1::Assignment& a, const RunDirs& dirs,
+                                       const CancelFlag& cancel);
+
+ private:
+  absl::Status Prepare(const v1::Assignment& a, const RunDirs& dirs);
+  absl::Status CollectOutputs(const RunDirs& dirs, const SandboxResult& result,
+                              v1::ReplicaReport& report);
+  // Copies a cached blob to `dest` (private to this replica).
+  absl::Status Materialize(const std::string& digest, const std::filesystem::path& dest,
+                           bool executable);
+
+  BlobCache& cache_;
+  BlobClient& blobs_;
+  Sandbox& sandbox_;
+  const RunnerOptions options_;
+};
+
+}  // namespace artel

@@ -1,0 +1,321 @@
+#include "worker/worker.h"
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "worker/checkpoint_pack.h"
+
+namespace artel {
+namespace {
+
+constexpr char kBuiltinNoop[] = "builtin:noop";
+
+bool Retryable(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+         s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+         s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+         s.error_code() == grpc::StatusCode::INTERNAL;
+}
+
+std::string HostName() {
+  char buf[256] = {};
+  gethostname(buf, sizeof(buf) - 1);
+  return buf;
+}
+
+}  // namespace
+
+Worker::Worker(WorkerOptions options, Sandbox& sandbox)
+    : options_(std::move(options)), sandbox_(sandbox) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  channel_ = grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(), args);
+  stub_ = v1::WorkerService::NewStub(channel_);
+  blobs_ = std::make_unique<BlobClient>(channel_, options_.token);
+  if (options_.name.empty()) options_.name = HostName();
+}
+
+Worker::~Worker() {
+  Stop();
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, r] : running_) {
+    if (r->thread.joinable()) r->thread.join();
+  }
+}
+
+void Worker::Stop() {
+  stop_.store(true);
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, r] : running_) r->cancel.Cancel();
+  reports_cv_.SignalAll();
+}
+
+grpc::ClientContext* Worker::Prepare(grpc::ClientContext& ctx, int timeout_ms) const {
+  ctx.AddMetadata("authorization", "Bearer " + options_.token);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+  return &ctx;
+}
+
+absl::Status Worker::Register() {
+  v1::RegisterRequest req;
+  {
+    absl::MutexLock lock(&mu_);
+    req.set_worker_id(worker_id_);
+  }
+  req.set_name(options_.name);
+  req.set_cores(options_.cores);
+  req.set_memory_bytes(options_.memory_bytes);
+  req.set_disk_bytes(options_.disk_bytes);
+  req.set_sandboxed(sandbox_.isolated());
+  int backoff_ms = 100;
+  while (!stop_.load()) {
+    v1::RegisterResponse resp;
+    grpc::ClientContext ctx;
+    grpc::Status s = stub_->Register(Prepare(ctx, 10'000), req, &resp);
+    if (s.ok()) {
+      absl::MutexLock lock(&mu_);
+      worker_id_ = resp.worker_id();
+      heartbeat_interval_ms_ = std::max<uint64_t>(100, resp.heartbeat_interval_ms());
+      std::ofstream(options_.data_dir / "worker.id", std::ios::trunc) << worker_id_ << "\n";
+      spdlog::info("registered with {} as {}", options_.coordinator, worker_id_);
+      return absl::OkStatus();
+    }
+    if (!Retryable(s)) {
+      return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                          "the coordinator refused registration: " + s.error_message());
+    }
+    spdlog::warn("coordinator {} unreachable ({}); retrying", options_.coordinator, s.error_message());
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
+    backoff_ms = std::min(backoff_ms * 2, 2000);
+  }
+  return absl::CancelledError("stopped");
+}
+
+absl::Status Worker::Run() {
+  std::error_code ec;
+  std::filesystem::create_directories(options_.data_dir / "run", ec);
+  if (ec) {
+    return absl::PermissionDeniedError("cannot create '" + options_.data_dir.string() +
+                                       "': " + ec.message() + "; pass a writable --data");
+  }
+  // Run dirs left by a previous process belong to replicas that are gone.
+  std::filesystem::remove_all(options_.data_dir / "run", ec);
+  std::filesystem::create_directories(options_.data_dir / "run", ec);
+  ASSIGN_OR_RETURN(auto store, BlobStore::Open(options_.data_dir / "cache"));
+  cache_ = std::make_unique<BlobCache>(std::move(store), options_.disk_bytes);
+  runner_ = std::make_unique<ReplicaRunner>(*cache_, *blobs_, sandbox_, options_.runner);
+  {
+    std::ifstream in(options_.data_dir / "worker.id");
+    std::string id;
+    if (in >> id) {
+      absl::MutexLock lock(&mu_);
+      worker_id_ = id;
+    }
+  }
+  RETURN_IF_ERROR(Register());
+  std::thread heartbeats([this] { HeartbeatLoop(); });
+  std::thread reporter([this] { ReportLoop(); });
+
+  absl::Status result;
+  while (!stop_.load()) {
+    ReapFinished();
+    v1::FetchWorkRequest req;
+    {
+      absl::MutexLock lock(&mu_);
+      req.set_worker_id(worker_id_);
+      req.set_free_cores(options_.cores - used_cores_);
+      req.set_free_memory_bytes(options_.memory_bytes - used_memory_);
+    }
+    if (req.free_cores() == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(options_.idle_poll_ms));
+      continue;
+    }
+    req.set_max_tasks(req.free_cores());
+    for (const auto& d : cache_->CachedDigests()) {
+      if (req.cached_digests_size() >= 1000) break;
+      req.add_cached_digests(d);
+    }
+    v1::FetchWorkResponse resp;
+    grpc::ClientContext ctx;
+    grpc::Status s = stub_->FetchWork(Prepare(ctx, 10'000), req, &resp);
+    if (!s.ok()) {
+      if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+        if (absl::Status r = Register(); !r.ok() && !stop_.load()) {
+          result = r;
+          break;
+        }
+      } else if (!Retryable(s)) {
+        result = absl::PermissionDeniedError("fetching work failed: " + s.error_message());
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      continue;
+    }
+    for (const v1::Assignment& a : resp.assignments()) {
+      if (a.app_digest() == kBuiltinNoop) {
+        v1::ReplicaReport report;
+        report.set_replica_id(a.replica_id());
+        report.set_result(v1::RESULT_KIND_SUCCESS);
+        QueueReport(std::move(report));
+        continue;
+      }
+      absl::MutexLock lock(&mu_);
+      auto r = std::make_unique<Running>();
+      r->assignment = a;
+      used_cores_ += a.resources().cores();
+      used_memory_ += a.resources().memory_bytes();
+      Running* raw = r.get();
+      running_[a.replica_id()] = std::move(r);
+      raw->thread = std::thread([this, id = a.replica_id()] { Execute(id); });
+    }
+    if (resp.assignments().empty()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(options_.idle_poll_ms));
+    }
+  }
+  Stop();
+  {
+    // Replicas still running are abandoned: the coordinator re-places them.
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, r] : running_) {
+      if (r->thread.joinable()) {
+        mu_.Unlock();
+        r->thread.join();
+        mu_.Lock();
+      }
+    }
+    running_.clear();
+  }
+  heartbeats.join();
+  reporter.join();
+  return result;
+}
+
+void Worker::Execute(uint64_t replica_id) {
+  Running* r;
+  {
+    absl::MutexLock lock(&mu_);
+    r = running_.at(replica_id).get();
+  }
+  const RunDirs dirs(options_.data_dir / "run" / std::to_string(replica_id));
+  std::optional<v1::ReplicaReport> report = runner_->Run(r->assignment, dirs, r->cancel);
+  if (report.has_value() && !stop_.load()) QueueReport(std::move(*report));
+  std::error_code ec;
+  std::filesystem::remove_all(dirs.root, ec);
+  absl::MutexLock lock(&mu_);
+  r->finished = true;
+}
+
+void Worker::ReapFinished() {
+  std::vector<std::unique_ptr<Running>> done;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = running_.begin(); it != running_.end();) {
+      if (!it->second->finished) {
+        ++it;
+        continue;
+      }
+      used_cores_ -= it->second->assignment.resources().cores();
+      used_memory_ -= it->second->assignment.resources().memory_bytes();
+      done.push_back(std::move(it->second));
+      it = running_.erase(it);
+    }
+  }
+  for (auto& r : done) r->thread.join();
+}
+
+void Worker::QueueReport(v1::ReplicaReport report) {
+  absl::MutexLock lock(&mu_);
+  reports_.push_back(std::move(report));
+  reports_cv_.Signal();
+}
+
+void Worker::ReportLoop() {
+  while (true) {
+    v1::ReportRequest req;
+    {
+      absl::MutexLock lock(&mu_);
+      while (reports_.empty() && !stop_.load()) reports_cv_.WaitWithTimeout(&mu_, absl::Seconds(1));
+      if (reports_.empty() && stop_.load()) return;
+      req.set_worker_id(worker_id_);
+      for (size_t i = 0; i < reports_.size() && i < 2000; ++i) *req.add_reports() = reports_[i];
+    }
+    v1::ReportResponse resp;
+    grpc::ClientContext ctx;
+    grpc::Status s = stub_->Report(Prepare(ctx, 30'000), req, &resp);
+    if (!s.ok() && Retryable(s)) {
+      if (stop_.load()) return;  // undelivered reports: the leases will expire
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      continue;
+    }
+    if (!s.ok()) spdlog::warn("coordinator rejected a report: {}", s.error_message());
+    absl::MutexLock lock(&mu_);
+    reports_.erase(reports_.begin(), reports_.begin() + req.reports_size());
+  }
+}
+
+void Worker::UploadCheckpoints() {
+  std::vector<std::pair<uint64_t, std::string>> fingerprints;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, r] : running_) {
+      if (!r->finished) fingerprints.emplace_back(id, r->checkpoint_fingerprint);
+    }
+  }
+  for (auto& [id, old_fp] : fingerprints) {
+    const auto dir = options_.data_dir / "run" / std::to_string(id) / "checkpoint";
+    const std::string fp = CheckpointFingerprint(dir);
+    if (fp.empty() || fp == old_fp) continue;
+    absl::StatusOr<std::string> packed = PackCheckpoint(dir);
+    if (!packed.ok() || packed->empty()) continue;
+    absl::StatusOr<std::string> digest = blobs_->UploadBytes(*packed);
+    if (!digest.ok()) {
+      spdlog::warn("checkpoint upload of replica {} failed: {}", id, digest.status().ToString());
+      continue;
+    }
+    absl::MutexLock lock(&mu_);
+    auto it = running_.find(id);
+    if (it == running_.end()) continue;
+    it->second->checkpoint_fingerprint = fp;
+    it->second->checkpoint_digest = *digest;
+  }
+}
+
+void Worker::HeartbeatLoop() {
+  while (!stop_.load()) {
+    UploadCheckpoints();
+    v1::HeartbeatRequest req;
+    uint64_t interval;
+    {
+      absl::MutexLock lock(&mu_);
+      req.set_worker_id(worker_id_);
+      for (auto& [id, r] : running_) {
+        if (r->finished) continue;
+        v1::RunningReplica* rr = req.add_running();
+        rr->set_replica_id(id);
+        rr->set_checkpoint_digest(r->checkpoint_digest);
+      }
+      interval = heartbeat_interval_ms_;
+    }
+    v1::HeartbeatResponse resp;
+    grpc::ClientContext ctx;
+    grpc::Status s = stub_->Heartbeat(Prepare(ctx, 5'000), req, &resp);
+    if (s.ok()) {
+      if (resp.reregister()) (void)Register();
+      absl::MutexLock lock(&mu_);
+      for (uint64_t id : resp.cancel()) {
+        auto it = running_.find(id);
+        if (it != running_.end()) it->second->cancel.Cancel();
+      }
+    }
+    for (uint64_t waited = 0; waited < interval && !stop_.load(); waited += 50) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+}
+
+}  // namespace artel

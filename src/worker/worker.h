@@ -1,0 +1,91 @@
+// The worker agent: registers with a coordinator, heartbeats, fetches work
+// when it has room, runs replicas (built-in apps in-process, others in the
+// sandbox), uploads checkpoints with its heartbeats and reports results.
+//
+// Every connection is opened by the worker. While the coordinator is down
+// the worker keeps its running replicas and retries; reports wait in a
+// queue until acknowledged (the coordinator ignores repeats).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "artel/v1/artel.grpc.pb.h"
+#include "blob/blob_cache.h"
+#include "blob/blob_client.h"
+#include "sandbox/sandbox.h"
+#include "worker/replica_runner.h"
+
+namespace artel {
+
+struct WorkerOptions {
+  std::string coordinator = "127.0.0.1:7700";
+  std::string token;
+  std::filesystem::path data_dir;  // worker.id, blob cache, run dirs
+  std::string name;                // shown by `artel workers` [host name]
+  uint32_t cores = 1;              // task slots by core [1]
+  uint64_t memory_bytes = 4ull << 30;  // memory offered to tasks [4 GiB]
+  uint64_t disk_bytes = 10ull << 30;   // blob cache budget [10 GiB]
+  uint64_t idle_poll_ms = 50;          // wait between empty fetches [50 ms]
+  RunnerOptions runner;
+};
+
+class Worker {
+ public:
+  // `sandbox` is borrowed and must outlive the worker.
+  Worker(WorkerOptions options, Sandbox& sandbox);
+  ~Worker();
+
+  // Runs until Stop() (from another thread or a signal handler thread).
+  // Returns an error only for what retrying cannot fix (e.g. a bad token).
+  absl::Status Run();
+  void Stop();
+
+ private:
+  struct Running {
+    v1::Assignment assignment;
+    CancelFlag cancel;
+    std::string checkpoint_fingerprint;
+    std::string checkpoint_digest;
+    std::thread thread;
+    bool finished = false;
+  };
+
+  absl::Status Register();
+  void HeartbeatLoop();
+  void ReportLoop();
+  void Execute(uint64_t replica_id);
+  void UploadCheckpoints();
+  void ReapFinished();
+  void QueueReport(v1::ReplicaReport report);
+  grpc::ClientContext* Prepare(grpc::ClientContext& ctx, int timeout_ms) const;
+
+  WorkerOptions options_;
+  Sandbox& sandbox_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::WorkerService::Stub> stub_;
+  std::unique_ptr<BlobClient> blobs_;
+  std::unique_ptr<BlobCache> cache_;
+  std::unique_ptr<ReplicaRunner> runner_;
+  std::atomic<bool> stop_{false};
+
+  absl::Mutex mu_;
+  std::string worker_id_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, std::unique_ptr<Running>> running_ ABSL_GUARDED_BY(mu_);
+  uint32_t used_cores_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t used_memory_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<v1::ReplicaReport> reports_ ABSL_GUARDED_BY(mu_);
+  absl::CondVar reports_cv_;
+  uint64_t heartbeat_interval_ms_ ABSL_GUARDED_BY(mu_) = 1000;
+};
+
+}  // namespace artel
