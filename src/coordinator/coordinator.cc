@@ -344,6 +344,7 @@ void Coordinator::TransitLocked(TaskEntry& task, WriteBatch& batch) {
     batch.workers.push_back(it->second.info);
   }
   scheduler_.SetNeeded(task.info.id(), r.replicas_needed);
+  if (r.replicas_needed > 0) work_.SignalAll();
   if (r.task_changed) batch.tasks.push_back(task.info);
   if (!was_done && task.info.state() == v1::TASK_STATE_DONE) {
     ++stats_.done;

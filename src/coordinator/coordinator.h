@@ -35,6 +35,7 @@ struct CoordinatorOptions {
   uint64_t worker_timeout_ms = 5000;      // silence before a worker's replicas are lost [5 s]
   uint32_t max_tasks_per_submit = 100'000;
   uint32_t max_assignments_per_fetch = 512;
+  uint32_t max_fetch_wait_ms = 5000;  // longest long poll of FetchWork [5 s]
 };
 
 // Counters for the summary printed by the demo and benchmarks.
@@ -130,6 +131,7 @@ class Coordinator {
 
   mutable absl::Mutex mu_;
   absl::CondVar changed_;  // signalled when any task changes state
+  absl::CondVar work_;     // signalled when a task needs new replicas
   uint64_t last_seq_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_task_id_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_replica_id_ ABSL_GUARDED_BY(mu_) = 1;

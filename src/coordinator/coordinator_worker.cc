@@ -125,23 +125,33 @@ absl::StatusOr<v1::FetchWorkResponse> Coordinator::FetchWork(const v1::FetchWork
     auto wit = workers_.find(request.worker_id());
     if (wit == workers_.end()) return UnknownWorker(request.worker_id());
     WorkerEntry& w = wit->second;
-    const int64_t now = clock_.NowMs();
-    w.last_heartbeat_ms = now;
+    w.last_heartbeat_ms = clock_.NowMs();
     PlacementRequest place;
     place.max_tasks = std::min(request.max_tasks(), options_.max_assignments_per_fetch);
     place.free_cores = request.free_cores();
     place.free_memory_bytes = request.free_memory_bytes();
     place.gpu_memory_bytes = w.info.gpu_memory_bytes();
     place.cached_digests.insert(request.cached_digests().begin(), request.cached_digests().end());
-    const std::string& worker_id = w.info.id();
-    std::vector<uint64_t> picked = scheduler_.Pick(
-        place, [&](uint64_t id) -> const TaskNeeds& { return tasks_.at(id).needs; },
-        [&](uint64_t id) {
-          for (uint64_t rid : tasks_.at(id).replica_ids) {
-            if (replicas_.at(rid).worker_id() == worker_id) return false;
-          }
-          return true;
-        });
+    const std::string worker_id = w.info.id();
+    auto pick = [&] {
+      return scheduler_.Pick(
+          place, [&](uint64_t id) -> const TaskNeeds& { return tasks_.at(id).needs; },
+          [&](uint64_t id) {
+            for (uint64_t rid : tasks_.at(id).replica_ids) {
+              if (replicas_.at(rid).worker_id() == worker_id) return false;
+            }
+            return true;
+          });
+    };
+    std::vector<uint64_t> picked = pick();
+    if (picked.empty() && request.wait_ms() > 0) {
+      // Long poll: wait for new work instead of making the worker ask again.
+      const absl::Time until =
+          absl::Now() + absl::Milliseconds(std::min(request.wait_ms(), options_.max_fetch_wait_ms));
+      while (picked.empty() && !work_.WaitWithDeadline(&mu_, until)) picked = pick();
+      if (picked.empty()) picked = pick();
+    }
+    const int64_t now = clock_.NowMs();
     WriteBatch batch;
     for (uint64_t task_id : picked) {
       TaskEntry& task = tasks_.at(task_id);

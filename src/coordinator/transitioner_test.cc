@@ -1,1 +1,308 @@
+#include "coordinator/transitioner.h"
+
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "coordinator/policy.h"
+#include "coordinator/validator.h"
+
+namespace artel {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+constexpr int64_t kCreatedMs = 1'000;
+constexpr int64_t kNowMs = 5'000;
+
+// A task and its replicas, built by hand; Run() calls Transit on them.
+class TaskUnderTest {
+ public:
+  explicit TaskUnderTest(v1::RedundancyPolicy policy = {}) {
+    task_.set_id(7);
+    task_.set_state(v1::TASK_STATE_PENDING);
+    task_.set_created_at_ms(kCreatedMs);
+    *task_.mutable_spec()->mutable_policy() = WithDefaults(policy);
+  }
+
+  v1::ReplicaInfo& InProgress() { return Add(v1::REPLICA_STATE_IN_PROGRESS); }
+  v1::ReplicaInfo& Success(const std::string& digest) {
+    v1::ReplicaInfo& r = Add(v1::REPLICA_STATE_REPORTED);
+    r.set_result(v1::RESULT_KIND_SUCCESS);
+    v1::OutputFile* out = r.add_outputs();
+    out->set_name("result.txt");
+    out->set_digest(digest);
+    return r;
+  }
+  v1::ReplicaInfo& AppError(int exit_code, const std::string& error = "") {
+    v1::ReplicaInfo& r = Add(v1::REPLICA_STATE_REPORTED);
+    r.set_result(v1::RESULT_KIND_APP_ERROR);
+    r.set_exit_code(exit_code);
+    r.set_error(error);
+    return r;
+  }
+  v1::ReplicaInfo& HostError(const std::string& error) {
+    v1::ReplicaInfo& r = Add(v1::REPLICA_STATE_REPORTED);
+    r.set_result(v1::RESULT_KIND_HOST_ERROR);
+    r.set_error(error);
+    return r;
+  }
+  v1::ReplicaInfo& Lost() {
+    v1::ReplicaInfo& r = Add(v1::REPLICA_STATE_LOST);
+    r.set_error("lease expired without a heartbeat");
+    return r;
+  }
+
+  TransitionResult Run(int64_t now_ms = kNowMs) {
+    std::vector<v1::ReplicaInfo*> ptrs;
+    for (v1::ReplicaInfo& r : replicas_) ptrs.push_back(&r);
+    return Transit(task_, ptrs, validator_, now_ms);
+  }
+  TransitionResult EndWith(const std::string& reason) {
+    std::vector<v1::ReplicaInfo*> ptrs;
+    for (v1::ReplicaInfo& r : replicas_) ptrs.push_back(&r);
+    return EndAsSystemError(task_, ptrs, reason, kNowMs);
+  }
+
+  v1::TaskInfo& task() { return task_; }
+
+ private:
+  v1::ReplicaInfo& Add(v1::ReplicaState state) {
+    v1::ReplicaInfo& r = replicas_.emplace_back();
+    r.set_id(replicas_.size());
+    r.set_task_id(task_.id());
+    r.set_worker_id("w" + std::to_string(replicas_.size()));
+    r.set_state(state);
+    return r;
+  }
+
+  v1::TaskInfo task_;
+  std::deque<v1::ReplicaInfo> replicas_;  // stable addresses
+  ExactValidator validator_;
+};
+
+v1::RedundancyPolicy Policy(uint32_t quorum, uint32_t target = 0, uint32_t max_total = 0,
+                            uint32_t max_error = 0) {
+  v1::RedundancyPolicy p;
+  p.set_min_quorum(quorum);
+  p.set_target_replicas(target);
+  p.set_max_total_replicas(max_total);
+  p.set_max_error_replicas(max_error);
+  return p;
+}
+
+TEST(Transitioner, NewTaskNeedsTargetReplicas) {
+  TaskUnderTest t(Policy(2, 3));
+  TransitionResult r = t.Run();
+  EXPECT_EQ(r.replicas_needed, 3u);
+  EXPECT_EQ(t.task().state(), v1::TASK_STATE_PENDING);
+  EXPECT_EQ(t.task().outcome(), v1::OUTCOME_NONE);
+}
+
+TEST(Transitioner, ReplicasInProgressCountTowardTargetAndMakeTaskRunning) {
+  TaskUnderTest t(Policy(2, 3));
+  t.InProgress();
+  TransitionResult r = t.Run();
+  EXPECT_EQ(r.replicas_needed, 2u);
+  EXPECT_TRUE(r.task_changed);
+  EXPECT_EQ(t.task().state(), v1::TASK_STATE_RUNNING);
+}
+
+TEST(Transitioner, QuorumOfEquivalentResultsSucceedsAndOutvotesTheOthers) {
+  TaskUnderTest t(Policy(2, 3));
+  v1::ReplicaInfo& a = t.Success("d1");
+  v1::ReplicaInfo& b = t.Success("d2");
+  v1::ReplicaInfo& c = t.Success("d1");
+  TransitionResult r = t.Run();
+  EXPECT_EQ(t.task().state(), v1::TASK_STATE_DONE);
+  EXPECT_EQ(t.task().outcome(), v1::OUTCOME_SUCCESS);
+  EXPECT_EQ(t.task().finished_at_ms(), kNowMs);
+  EXPECT_TRUE(t.task().canonical_replica() == a.id() || t.task().canonical_replica() == c.id());
+  ASSERT_EQ(t.task().outputs_size(), 1);
+  EXPECT_EQ(t.task().outputs(0).digest(), "d1");
+  EXPECT_EQ(a.validity(), v1::VALIDITY_VALID);
+  EXPECT_EQ(c.validity(), v1::VALIDITY_VALID);
+  EXPECT_EQ(b.validity(), v1::VALIDITY_INVALID);
+  EXPECT_THAT(r.invalid_workers, ElementsAre(b.worker_id()));
+  EXPECT_EQ(r.replicas_needed, 0u);
+  EXPECT_TRUE(r.task_changed);
+}
+
+TEST(Transitioner, DisagreementAsksForExactlyOneMoreReplica) {
+  TaskUnderTest t(Policy(2));
+  t.Success("d1");
+  t.Success("d2");
+  TransitionResult r = t.Run();
+  EXPECT_EQ(r.replicas_needed, 1u);
+  EXPECT_NE(t.task().state(), v1::TASK_STATE_DONE);
+  EXPECT_THAT(r.invalid_workers, IsEmpty());
+
+  t.InProgress();  // the tie-breaker is running: nothing more is needed
+  EXPECT_EQ(t.Run().replicas_needed, 0u);
+  EXPECT_EQ(t.task().state(), v1::TASK_STATE_RUNNING);
+}
+
+TEST(Transitioner, AppErrorsAlikeOnAQuorumEndAsAppErrorWithTheReason) {
+  TaskUnderTest t(Policy(2));
+  t.AppError(3, "division by zero");
+  t.AppError(3, "division by zero");
+  t.Run();
+  EXPECT_EQ(t.task().state(), v1::TASK_STATE_DONE);
+  EXPECT_EQ(t.task().outcome(), v1::OUTCOME_APP_ERROR);
+  EXPECT_THAT(t.task().reason(), HasSubstr("exit code 3"));
+  EXPECT_THAT(t.task().reason(), HasSubstr("division by zero"));
+}
+
+TEST(Transitioner, AppErrorsWithDifferentExitCodesAreNoQuorum) {
+  TaskUnderTest t(Policy(2));
+  t.AppError(3);
+  t.AppError(4);
+  TransitionResult r = t.Run();
+  EXPECT_NE(t.task().state(), v1::TASK_STATE_DONE);
+  EXPECT_EQ(r.replicas_needed, 1u);
+}
+
+TEST(Transitioner, HostErrorOnlyCostsAReplica) {
+  TaskUnderTest t(Policy(1));
+  t.HostError("sandbox could not start");
+  TransitionResult r = t.Run();
+  EXPECT_NE(t.task().state(), v1::TASK_STATE_DONE);
+  EXPECT_EQ(r.replicas_needed, 1u);
+  EXPECT_EQ(t.task().state(), v1::TASK_STATE_PENDING);
+}
+
+TEST(Transitioner, LostReplicaIsReplacedUntilMaxTotal) {
+  TaskUnderTest t(Policy(1, 1, /*max_total=*/3, /*max_error=*/10));
+  t.Lost();
+  EXPECT_EQ(t.Run().replicas_needed, 1u);
+  t.Lost();
+  EXPECT_EQ(t.Run().replicas_needed, 1u);
+  EXPECT_NE(t.task().state(), v1::TASK_STATE_DONE);
+  t.Lost();
+  t.Run();
+  EXPECT_EQ(t.task().state(), v1::TASK_STATE_DONE);
+  EXPECT_EQ(t.task().outcome(), v1::OUTCOME_SYSTEM_ERROR);
+  EXPECT_THAT(t.task().reason(), HasSubstr("max_total_replicas=3"));
+}
+
+TEST(Transitioner, MoreHostFaultsThanMaxErrorReplicasEndAsSystemError) {
+  TaskUnderTest t(Policy(1, 1, 8, /*max_error=*/2));
+  t.Lost();
+  t.HostError("killed by the OOM killer");
+  EXPECT_EQ(t.Run().replicas_needed, 1u);
+  EXPECT_NE(t.task().state(), v1::TASK_STATE_DONE);
+  t.HostError("killed by the OOM killer");
+  t.Run();
+  EXPECT_EQ(t.task().state(), v1::TASK_STATE_DONE);
+  EXPECT_EQ(t.task().outcome(), v1::OUTCOME_SYSTEM_ERROR);
+  EXPECT_THAT(t.task().reason(), HasSubstr("max_error_replicas=2"));
+  EXPECT_THAT(t.task().reason(), HasSubstr("OOM killer"));
+}
+
+TEST(Transitioner, MaxTotalReachedWithoutQuorumEndsAsSystemError) {
+  TaskUnderTest t(Policy(2, 2, /*max_total=*/3));
+  t.Success("d1");
+  t.Success("d2");
+  t.Success("d3");
+  TransitionResult r = t.Run();
+  EXPECT_EQ(r.replicas_needed, 0u);
+  EXPECT_EQ(t.task().state(), v1::TASK_STATE_DONE);
+  EXPECT_EQ(t.task().outcome(), v1::OUTCOME_SYSTEM_ERROR);
+  EXPECT_THAT(t.task().reason(), HasSubstr("no quorum of 2"));
+  EXPECT_THAT(t.task().reason(), HasSubstr("max_total_replicas=3"));
+}
+
+TEST(Transitioner, PassedDeadlineEndsAsSystemErrorAndCancelsInProgress) {
+  v1::RedundancyPolicy p = Policy(1);
+  p.set_deadline_ms(60'000);
+  TaskUnderTest t(p);
+  v1::ReplicaInfo& running = t.InProgress();
+  t.Run(kCreatedMs + 59'999);
+  EXPECT_NE(t.task().state(), v1::TASK_STATE_DONE);
+
+  TransitionResult r = t.Run(kCreatedMs + 60'000);
+  EXPECT_EQ(t.task().state(), v1::TASK_STATE_DONE);
+  EXPECT_EQ(t.task().outcome(), v1::OUTCOME_SYSTEM_ERROR);
+  EXPECT_THAT(t.task().reason(), HasSubstr("deadline"));
+  EXPECT_EQ(running.state(), v1::REPLICA_STATE_CANCELLED);
+  EXPECT_EQ(running.finished_at_ms(), kCreatedMs + 60'000);
+  EXPECT_THAT(r.cancelled_replicas, ElementsAre(running.id()));
+  EXPECT_THAT(r.changed_replicas, ElementsAre(running.id()));
+}
+
+TEST(Transitioner, InProgressReplicasAreCancelledOnceTaskSucceeds) {
+  TaskUnderTest t(Policy(1, 2));
+  t.Success("d1");
+  v1::ReplicaInfo& running = t.InProgress();
+  TransitionResult r = t.Run();
+  EXPECT_EQ(t.task().outcome(), v1::OUTCOME_SUCCESS);
+  EXPECT_EQ(running.state(), v1::REPLICA_STATE_CANCELLED);
+  EXPECT_THAT(r.cancelled_replicas, ElementsAre(running.id()));
+}
+
+TEST(Transitioner, LateReportOnFinishedTaskIsJudgedWithoutChangingOutcome) {
+  TaskUnderTest t(Policy(1, 1));
+  v1::ReplicaInfo& first = t.Success("d1");
+  t.Run();
+  ASSERT_EQ(t.task().outcome(), v1::OUTCOME_SUCCESS);
+  const v1::TaskInfo before = t.task();
+
+  v1::ReplicaInfo& agreeing = t.Success("d1");
+  v1::ReplicaInfo& differing = t.Success("d2");
+  TransitionResult r = t.Run(kNowMs + 1'000);
+  EXPECT_EQ(agreeing.validity(), v1::VALIDITY_VALID);
+  EXPECT_EQ(differing.validity(), v1::VALIDITY_INVALID);
+  EXPECT_THAT(r.invalid_workers, ElementsAre(differing.worker_id()));
+  EXPECT_FALSE(r.task_changed);
+  EXPECT_EQ(r.replicas_needed, 0u);
+  EXPECT_EQ(t.task().outcome(), v1::OUTCOME_SUCCESS);
+  EXPECT_EQ(t.task().canonical_replica(), first.id());
+  EXPECT_EQ(t.task().finished_at_ms(), before.finished_at_ms());
+
+  // Judged once: running again changes nothing.
+  TransitionResult again = t.Run(kNowMs + 2'000);
+  EXPECT_THAT(again.changed_replicas, IsEmpty());
+  EXPECT_THAT(again.invalid_workers, IsEmpty());
+}
+
+TEST(Transitioner, LostReplicaThatReportedCountsAsResultNotAsFault) {
+  TaskUnderTest t(Policy(2, 2, 8, /*max_error=*/1));
+  v1::ReplicaInfo& late = t.Lost();
+  late.set_state(v1::REPLICA_STATE_REPORTED);  // it reported after all
+  late.set_result(v1::RESULT_KIND_SUCCESS);
+  v1::OutputFile* out = late.add_outputs();
+  out->set_name("result.txt");
+  out->set_digest("d1");
+  t.Lost();
+  // One fault (within max_error=1) and one result: one more is needed.
+  TransitionResult r = t.Run();
+  EXPECT_NE(t.task().state(), v1::TASK_STATE_DONE);
+  EXPECT_EQ(r.replicas_needed, 1u);
+
+  t.Success("d1");
+  t.Run();
+  EXPECT_EQ(t.task().outcome(), v1::OUTCOME_SUCCESS);
+  EXPECT_EQ(late.validity(), v1::VALIDITY_VALID);
+}
+
+TEST(Transitioner, EndAsSystemErrorCancelsRunningReplicasAndIgnoresFinishedTasks) {
+  TaskUnderTest t(Policy(1));
+  v1::ReplicaInfo& running = t.InProgress();
+  TransitionResult r = t.EndWith("cancelled by the user");
+  EXPECT_EQ(t.task().outcome(), v1::OUTCOME_SYSTEM_ERROR);
+  EXPECT_EQ(t.task().reason(), "cancelled by the user");
+  EXPECT_EQ(running.state(), v1::REPLICA_STATE_CANCELLED);
+  EXPECT_THAT(r.cancelled_replicas, ElementsAre(running.id()));
+
+  TransitionResult again = t.EndWith("another reason");
+  EXPECT_FALSE(again.task_changed);
+  EXPECT_EQ(t.task().reason(), "cancelled by the user");
+}
+
+}  // namespace
+}  // namespace artel

@@ -158,6 +158,11 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
         },
         &version, nullptr);
     if (rc != SQLITE_OK) return SqliteError(db, path, rc, "PRAGMA user_version");
+    if (version < 0) {
+      return absl::DataLossError(absl::StrCat(
+          "sqlite database '", path, "': invalid schema version ", version,
+          "; this is not an artel database, or it is damaged; restore it from a backup"));
+    }
     if (version > kLatestVersion) {
       return absl::FailedPreconditionError(absl::StrCat(
           "sqlite database '", path, "': database schema version ", version,

@@ -102,6 +102,15 @@ TEST(SqliteStore, NewerSchemaVersionIsRefusedWithUpgradeAdvice) {
                         std::to_string(SqliteStore::LatestSchemaVersion()) + "); upgrade artel"));
 }
 
+TEST(SqliteStore, NegativeSchemaVersionIsRefusedAsDataLoss) {
+  store_test::TempDir dir;
+  RawDb(dir.File("db")).Exec("PRAGMA user_version=-1");
+  auto store = SqliteStore::Open(dir.File("db"));
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(store.status().message()), HasSubstr("invalid schema version -1"));
+}
+
 TEST(SqliteStore, FileThatIsNotADatabaseIsRefusedNamingThePath) {
   store_test::TempDir dir;
   std::ofstream(dir.File("db")) << std::string(8192, 'x');

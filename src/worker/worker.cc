@@ -132,17 +132,20 @@ absl::Status Worker::Run() {
       req.set_free_memory_bytes(options_.memory_bytes - used_memory_);
     }
     if (req.free_cores() == 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(options_.idle_poll_ms));
+      absl::MutexLock lock(&mu_);
+      slot_freed_.WaitWithTimeout(&mu_, absl::Milliseconds(options_.idle_poll_ms));
       continue;
     }
     req.set_max_tasks(req.free_cores());
+    req.set_wait_ms(static_cast<uint32_t>(options_.fetch_wait_ms));
     for (const auto& d : cache_->CachedDigests()) {
       if (req.cached_digests_size() >= 1000) break;
       req.add_cached_digests(d);
     }
     v1::FetchWorkResponse resp;
     grpc::ClientContext ctx;
-    grpc::Status s = stub_->FetchWork(Prepare(ctx, 10'000), req, &resp);
+    grpc::Status s =
+        stub_->FetchWork(Prepare(ctx, static_cast<int>(10'000 + options_.fetch_wait_ms)), req, &resp);
     if (!s.ok()) {
       if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
         if (absl::Status r = Register(); !r.ok() && !stop_.load()) {
@@ -172,9 +175,6 @@ absl::Status Worker::Run() {
       Running* raw = r.get();
       running_[a.replica_id()] = std::move(r);
       raw->thread = std::thread([this, id = a.replica_id()] { Execute(id); });
-    }
-    if (resp.assignments().empty()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(options_.idle_poll_ms));
     }
   }
   Stop();
@@ -208,6 +208,7 @@ void Worker::Execute(uint64_t replica_id) {
   std::filesystem::remove_all(dirs.root, ec);
   absl::MutexLock lock(&mu_);
   r->finished = true;
+  slot_freed_.Signal();
 }
 
 void Worker::ReapFinished() {

@@ -35,7 +35,8 @@ struct WorkerOptions {
   uint32_t cores = 1;              // task slots by core [1]
   uint64_t memory_bytes = 4ull << 30;  // memory offered to tasks [4 GiB]
   uint64_t disk_bytes = 10ull << 30;   // blob cache budget [10 GiB]
-  uint64_t idle_poll_ms = 50;          // wait between empty fetches [50 ms]
+  uint64_t idle_poll_ms = 50;          // recheck for free slots when full [50 ms]
+  uint64_t fetch_wait_ms = 2000;       // long poll of one FetchWork [2 s]
   RunnerOptions runner;
 };
 
@@ -85,6 +86,7 @@ class Worker {
   uint64_t used_memory_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<v1::ReplicaReport> reports_ ABSL_GUARDED_BY(mu_);
   absl::CondVar reports_cv_;
+  absl::CondVar slot_freed_;  // a running replica finished
   uint64_t heartbeat_interval_ms_ ABSL_GUARDED_BY(mu_) = 1000;
 };
 

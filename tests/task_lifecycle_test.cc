@@ -1,0 +1,170 @@
+// A task's way through real processes: submit -> place -> sandboxed run ->
+// result, through the C++ client and through the `artel` command line.
+#include <nlohmann/json.hpp>
+
+#include "cluster_test_util.h"
+#include "common/sha256.h"
+
+namespace artel::testing {
+namespace {
+
+// Reads the input file `in.txt` from the work dir, writes it upper-cased with
+// the arguments into $ARTEL_OUTPUT_DIR/out.txt, and prints a line.
+constexpr char kUpperApp[] = R"(#!/bin/sh
+set -e
+tr a-z A-Z < in.txt > "$ARTEL_OUTPUT_DIR/out.txt"
+echo "args: $*" >> "$ARTEL_OUTPUT_DIR/out.txt"
+echo "done $1"
+)";
+
+constexpr char kFailingApp[] = R"(#!/bin/sh
+echo "about to fail" >&2
+exit 3
+)";
+
+class TaskLifecycle : public ClusterTest {};
+
+TEST_F(TaskLifecycle, HappyPathThroughClientReturnsOutputsOfTheApp) {
+  StartCluster();
+  AddScriptApp("upper", kUpperApp);
+  AddWorker("w1");
+  const auto input = dir() / "input.txt";
+  WriteFile(input, "hello grid\n");
+  absl::StatusOr<std::string> digest = client().blobs().UploadFile(input);
+  ASSERT_TRUE(digest.ok()) << digest.status();
+
+  v1::SubmitRequest req = OneTask("upper", {"alpha", "beta"});
+  v1::InputFile* in = req.mutable_tasks(0)->add_inputs();
+  in->set_name("in.txt");
+  in->set_digest(*digest);
+  in->set_size(11);
+  absl::StatusOr<v1::SubmitResponse> resp = client().Submit(req);
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  ASSERT_EQ(resp->task_ids_size(), 1);
+  const uint64_t id = resp->task_ids(0);
+
+  v1::TaskInfo t = WaitDone(id);
+  ASSERT_EQ(t.outcome(), v1::OUTCOME_SUCCESS) << t.reason();
+  EXPECT_EQ(t.resolved_version(), "1");
+  ASSERT_EQ(t.replicas_size(), 1);
+  EXPECT_EQ(t.replicas(0).state(), v1::REPLICA_STATE_REPORTED);
+  EXPECT_EQ(t.replicas(0).validity(), v1::VALIDITY_VALID);
+  EXPECT_EQ(Output(id, "out.txt"), "HELLO GRID\nargs: alpha beta\n");
+  EXPECT_EQ(Output(id, "stdout"), "done alpha\n");
+  // The digests the coordinator reports are the digests of the bytes.
+  for (const auto& f : t.outputs()) {
+    EXPECT_EQ(f.digest(), Sha256Hex(ReadFile(dir() / "results" / std::to_string(id) / f.name())))
+        << f.name();
+  }
+}
+
+TEST_F(TaskLifecycle, HappyPathThroughCommandLineWritesResultFiles) {
+  StartCluster();
+  AddWorker("w1");
+  const auto app = dir() / "upper.sh";
+  WriteExecutable(app, kUpperApp);
+  const std::vector<std::string> conn = {"--coordinator", cluster().address(), "--token",
+                                         cluster().admin_token()};
+  auto with_conn = [&](std::vector<std::string> args) {
+    args.insert(args.end(), conn.begin(), conn.end());
+    return args;
+  };
+  CommandResult add = RunArtel(with_conn({"app", "add", "upper", "--version", "7", app.string()}));
+  ASSERT_EQ(add.exit_code, 0) << add.err;
+  EXPECT_NE(add.out.find("registered app upper version 7"), std::string::npos) << add.out;
+  CommandResult list = RunArtel(with_conn({"app", "list", "--json"}));
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_NE(list.out.find("\"name\":\"upper\""), std::string::npos) << list.out;
+
+  const auto input = dir() / "local-input.txt";
+  WriteFile(input, "from the cli\n");
+  CommandResult submit = RunArtel(with_conn({"submit", "--app", "upper", "--arg", "x{i}", "--input",
+                                             "in.txt=" + input.string(), "--count", "2", "--wait",
+                                             "--json"}));
+  ASSERT_EQ(submit.exit_code, 0) << submit.out << submit.err;
+  // One {"id": N} line per task, then one line per finished task.
+  std::vector<uint64_t> ids;
+  for (const std::string& line : Lines(submit.out)) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    if (j.size() == 1) ids.push_back(j.at("id").get<uint64_t>());
+    else EXPECT_EQ(j.at("outcome"), "success") << line;
+  }
+  ASSERT_EQ(ids.size(), 2u) << submit.out;
+
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const auto out = dir() / ("out-" + std::to_string(i));
+    CommandResult result = RunArtel(with_conn({"result", std::to_string(ids[i]), "--out", out.string()}));
+    ASSERT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_NE(result.out.find((out / "out.txt").string()), std::string::npos) << result.out;
+    EXPECT_EQ(ReadFile(out / "out.txt"), "FROM THE CLI\nargs: x" + std::to_string(i) + "\n");
+    EXPECT_EQ(ReadFile(out / "stdout"), "done x" + std::to_string(i) + "\n");
+  }
+}
+
+TEST_F(TaskLifecycle, CommandLineWaitStatusAndEnvironment) {
+  StartCluster();
+  AddScriptApp("upper", kUpperApp);
+  AddScriptApp("fails", kFailingApp);
+  AddWorker("w1");
+  const auto input = dir() / "input.txt";
+  WriteFile(input, "abc\n");
+  // Connection through ARTEL_COORDINATOR / ARTEL_TOKEN only.
+  const std::vector<std::string> env = {"ARTEL_COORDINATOR=" + cluster().address(),
+                                        "ARTEL_TOKEN=" + cluster().admin_token()};
+  CommandResult ok = RunArtel({"submit", "--app", "upper", "--input", "in.txt=" + input.string(),
+                               "--json"}, env);
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  const std::string ok_id = std::to_string(nlohmann::json::parse(Lines(ok.out).at(0)).at("id").get<uint64_t>());
+  CommandResult bad = RunArtel({"submit", "--app", "fails", "--json"}, env);
+  ASSERT_EQ(bad.exit_code, 0) << bad.err;
+  const std::string bad_id = std::to_string(nlohmann::json::parse(Lines(bad.out).at(0)).at("id").get<uint64_t>());
+
+  CommandResult wait_ok = RunArtel({"wait", ok_id, "--timeout", "60s"}, env);
+  EXPECT_EQ(wait_ok.exit_code, 0) << wait_ok.out << wait_ok.err;
+  EXPECT_NE(wait_ok.out.find("1 succeeded"), std::string::npos) << wait_ok.out;
+
+  CommandResult wait_bad = RunArtel({"wait", bad_id, "--timeout", "60s"}, env);
+  EXPECT_NE(wait_bad.exit_code, 0) << wait_bad.out;
+  EXPECT_NE(wait_bad.out.find("app_error"), std::string::npos) << wait_bad.out;
+  EXPECT_NE(wait_bad.out.find("exit code 3"), std::string::npos) << wait_bad.out;
+
+  // Both at once: one failure makes the whole wait fail.
+  CommandResult wait_both = RunArtel({"wait", ok_id, bad_id}, env);
+  EXPECT_NE(wait_both.exit_code, 0);
+  EXPECT_NE(wait_both.out.find("1 succeeded, 1 failed"), std::string::npos) << wait_both.out;
+
+  CommandResult status = RunArtel({"status", ok_id, "--json"}, env);
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  nlohmann::json s = nlohmann::json::parse(status.out);
+  EXPECT_EQ(s.at("state"), "done");
+  EXPECT_EQ(s.at("outcome"), "success");
+  CommandResult bad_status = RunArtel({"status", bad_id, "--json"}, env);
+  ASSERT_EQ(bad_status.exit_code, 0) << bad_status.err;
+  s = nlohmann::json::parse(bad_status.out);
+  EXPECT_EQ(s.at("state"), "done");
+  EXPECT_EQ(s.at("outcome"), "app_error");
+  EXPECT_NE(s.at("reason").get<std::string>().find("exit code 3"), std::string::npos);
+
+  // The app error's stderr is part of its result.
+  const auto out = dir() / "bad-out";
+  CommandResult result = RunArtel({"result", bad_id, "--out", out.string()}, env);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(ReadFile(out / "stderr"), "about to fail\n");
+
+  CommandResult tasks = RunArtel({"tasks", "--json"}, env);
+  ASSERT_EQ(tasks.exit_code, 0) << tasks.err;
+  EXPECT_EQ(Lines(tasks.out).size(), 2u) << tasks.out;
+
+  // Without a token the command says how to give one.
+  CommandResult no_token = RunArtel({"tasks"}, {"ARTEL_COORDINATOR=" + cluster().address()});
+  EXPECT_NE(no_token.exit_code, 0);
+  EXPECT_NE(no_token.err.find("ARTEL_TOKEN"), std::string::npos) << no_token.err;
+  // A wrong address in the environment is used (and fails), proving it is read.
+  CommandResult wrong = RunArtel({"tasks"}, {"ARTEL_COORDINATOR=127.0.0.1:1",
+                                             "ARTEL_TOKEN=" + cluster().admin_token()});
+  EXPECT_NE(wrong.exit_code, 0);
+  EXPECT_NE(wrong.err.find("coordinator"), std::string::npos) << wrong.err;
+}
+
+}  // namespace
+}  // namespace artel::testing
