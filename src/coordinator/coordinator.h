@@ -102,6 +102,8 @@ class Coordinator {
 
   // Runs the transitioner on one task and records what changed in `batch`.
   void TransitLocked(TaskEntry& task, WriteBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A worker that shows signs of life is alive again (and watched again).
+  void MarkAliveLocked(WorkerEntry& w, WriteBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Marks an in-progress replica lost (host fault) and re-runs its task.
   void LoseReplicaLocked(v1::ReplicaInfo& replica, const std::string& why, WriteBatch& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

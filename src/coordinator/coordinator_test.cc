@@ -166,8 +166,6 @@ TEST_F(CoordinatorTest, NoTwoReplicasOfOneTaskOnOneWorker) {
 }
 
 TEST_F(CoordinatorTest, GpuMemoryOfRunningReplicasIsNotGivenAgain) {
-  GTEST_SKIP() << "BUG: FetchWork offers the worker's whole GPU memory to every fetch, ignoring "
-                  "the GPU memory its in-progress replicas hold";
   v1::TaskSpec spec = Spec();
   spec.mutable_resources()->set_gpu_memory_bytes(10 * kGiB);
   Submit({spec, spec});
@@ -373,8 +371,6 @@ TEST_F(CoordinatorTest, CheckpointOfLostReplicaIsWhereTheNextReplicaResumes) {
 }
 
 TEST_F(CoordinatorTest, ReplicaCancelledByItsTaskEndingInATickIsNotAlsoLost) {
-  GTEST_SKIP() << "BUG: Tick collects every expired lease first, then calls LoseReplicaLocked on "
-                  "each even when an earlier loss already ended the task and cancelled it";
   options_.worker_timeout_ms = 60'000;
   ASSERT_NO_FATAL_FAILURE(Restart());
   v1::TaskSpec spec = Spec(1, /*lease_ms=*/2'000);
@@ -398,9 +394,6 @@ TEST_F(CoordinatorTest, ReplicaCancelledByItsTaskEndingInATickIsNotAlsoLost) {
 }
 
 TEST_F(CoordinatorTest, WorkerDeclaredDeadThatFetchesWorkIsWatchedAgain) {
-  GTEST_SKIP() << "BUG: FetchWork (and Report) refresh last_heartbeat_ms but leave alive=false, "
-                  "and Tick skips workers that are not alive, so replicas given to such a worker "
-                  "are only lost when their lease (30 s by default) expires";
   const std::string w1 = RegisterWorker("w1");
   clock_.AdvanceMs(options_.worker_timeout_ms + 1);
   ARTEL_ASSERT_OK(coord_->Tick());

@@ -81,11 +81,7 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
     WorkerEntry& w = wit->second;
     w.last_heartbeat_ms = now;
     WriteBatch batch;
-    if (!w.info.alive()) {
-      // Declared dead, then came back: its replicas were already replaced.
-      w.info.set_alive(true);
-      batch.workers.push_back(w.info);
-    }
+    MarkAliveLocked(w, batch);
     for (const v1::RunningReplica& running : request.running()) {
       auto rit = replicas_.find(running.replica_id());
       if (rit == replicas_.end() || rit->second.worker_id() != request.worker_id()) {
@@ -93,7 +89,7 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
         continue;
       }
       v1::ReplicaInfo& r = rit->second;
-      const TaskEntry& task = tasks_.at(r.task_id());
+      TaskEntry& task = tasks_.at(r.task_id());
       const bool useful = r.state() == v1::REPLICA_STATE_IN_PROGRESS ||
                           (r.state() == v1::REPLICA_STATE_LOST &&
                            task.info.state() != v1::TASK_STATE_DONE);
@@ -109,6 +105,11 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
           blobs_.Has(running.checkpoint_digest())) {
         r.set_checkpoint_digest(running.checkpoint_digest());
         batch.replicas.push_back(r);
+        if (r.state() == v1::REPLICA_STATE_LOST) {
+          TaskEntry& t = tasks_.at(r.task_id());
+          t.info.set_resume_checkpoint(r.checkpoint_digest());
+          batch.tasks.push_back(t.info);
+        }
       }
     }
     seq = EnqueueLocked(std::move(batch));
@@ -126,11 +127,19 @@ absl::StatusOr<v1::FetchWorkResponse> Coordinator::FetchWork(const v1::FetchWork
     if (wit == workers_.end()) return UnknownWorker(request.worker_id());
     WorkerEntry& w = wit->second;
     w.last_heartbeat_ms = clock_.NowMs();
+    WriteBatch batch;
+    MarkAliveLocked(w, batch);
     PlacementRequest place;
     place.max_tasks = std::min(request.max_tasks(), options_.max_assignments_per_fetch);
     place.free_cores = request.free_cores();
     place.free_memory_bytes = request.free_memory_bytes();
-    place.gpu_memory_bytes = w.info.gpu_memory_bytes();
+    // GPU memory is not in the request: subtract what this worker holds.
+    uint64_t gpu_held = 0;
+    for (uint64_t rid : in_progress_) {
+      const v1::ReplicaInfo& r = replicas_.at(rid);
+      if (r.worker_id() == w.info.id()) gpu_held += tasks_.at(r.task_id()).needs.gpu_memory_bytes;
+    }
+    place.gpu_memory_bytes = w.info.gpu_memory_bytes() - std::min(gpu_held, w.info.gpu_memory_bytes());
     place.cached_digests.insert(request.cached_digests().begin(), request.cached_digests().end());
     const std::string worker_id = w.info.id();
     auto pick = [&] {
@@ -152,7 +161,6 @@ absl::StatusOr<v1::FetchWorkResponse> Coordinator::FetchWork(const v1::FetchWork
       if (picked.empty()) picked = pick();
     }
     const int64_t now = clock_.NowMs();
-    WriteBatch batch;
     for (uint64_t task_id : picked) {
       TaskEntry& task = tasks_.at(task_id);
       const v1::TaskSpec& spec = task.info.spec();
@@ -187,8 +195,17 @@ absl::StatusOr<v1::FetchWorkResponse> Coordinator::FetchWork(const v1::FetchWork
   return response;
 }
 
+void Coordinator::MarkAliveLocked(WorkerEntry& w, WriteBatch& batch) {
+  if (w.info.alive()) return;
+  // Declared dead, then came back: what it ran was already replaced.
+  w.info.set_alive(true);
+  batch.workers.push_back(w.info);
+}
+
 void Coordinator::LoseReplicaLocked(v1::ReplicaInfo& replica, const std::string& why,
                                     WriteBatch& batch) {
+  // A replica cancelled by its task ending earlier in the same pass stays so.
+  if (replica.state() != v1::REPLICA_STATE_IN_PROGRESS) return;
   replica.set_state(v1::REPLICA_STATE_LOST);
   replica.set_error(why);
   replica.set_finished_at_ms(clock_.NowMs());
@@ -224,9 +241,15 @@ absl::Status Coordinator::ApplyReportLocked(const std::string& worker_id,
   if (r.state() == v1::REPLICA_STATE_LOST && task.info.state() == v1::TASK_STATE_DONE) {
     return absl::OkStatus();
   }
-  if (r.state() == v1::REPLICA_STATE_LOST) --stats_.lost;
+  const bool was_lost = r.state() == v1::REPLICA_STATE_LOST;
+  if (was_lost) --stats_.lost;
   r.set_state(v1::REPLICA_STATE_REPORTED);
   r.set_result(report.result());
+  if (report.result() != v1::RESULT_KIND_SUCCESS && report.result() != v1::RESULT_KIND_APP_ERROR &&
+      report.result() != v1::RESULT_KIND_HOST_ERROR) {
+    r.set_result(v1::RESULT_KIND_HOST_ERROR);
+    r.set_error("the worker reported no result kind");
+  }
   r.set_exit_code(report.exit_code());
   r.set_error(report.error());
   r.set_runtime_ms(report.runtime_ms());
@@ -243,8 +266,11 @@ absl::Status Coordinator::ApplyReportLocked(const std::string& worker_id,
   }
   in_progress_.erase(r.id());
   WorkerEntry& w = workers_.at(worker_id);
-  if (r.result() == v1::RESULT_KIND_HOST_ERROR) w.info.set_errors(w.info.errors() + 1);
-  else w.info.set_completed(w.info.completed() + 1);
+  if (r.result() != v1::RESULT_KIND_HOST_ERROR) {
+    w.info.set_completed(w.info.completed() + 1);
+  } else if (!was_lost) {
+    w.info.set_errors(w.info.errors() + 1);  // a loss was already counted
+  }
   batch.workers.push_back(w.info);
   batch.replicas.push_back(r);
   TransitLocked(task, batch);
@@ -260,6 +286,7 @@ absl::Status Coordinator::Report(const v1::ReportRequest& request) {
     if (wit == workers_.end()) return UnknownWorker(request.worker_id());
     wit->second.last_heartbeat_ms = clock_.NowMs();
     WriteBatch batch;
+    MarkAliveLocked(wit->second, batch);
     for (const v1::ReplicaReport& report : request.reports()) {
       absl::Status s = ApplyReportLocked(request.worker_id(), report, batch);
       if (!s.ok() && first_error.ok()) first_error = s;

@@ -24,35 +24,47 @@ std::vector<uint64_t> Scheduler::Pick(const PlacementRequest& request,
   std::vector<Candidate> candidates;
   size_t scanned = 0;
   const bool data_aware = !request.cached_digests.empty();
+  // Without cache hints the oldest tasks that fit together win, so the scan
+  // stops once the worker is full; with hints the window is ranked first.
+  uint32_t cores = request.free_cores;
+  uint64_t memory = request.free_memory_bytes, gpu = request.gpu_memory_bytes;
+  auto fits = [&](const TaskNeeds& n) {
+    return n.cores <= cores && n.memory_bytes <= memory && n.gpu_memory_bytes <= gpu;
+  };
+  auto take = [&](const TaskNeeds& n) {
+    cores -= n.cores;
+    memory -= n.memory_bytes;
+    gpu -= n.gpu_memory_bytes;
+  };
   for (auto it = needed_.begin(); it != needed_.end() && scanned < scan_window_; ++it, ++scanned) {
+    if (!data_aware && candidates.size() >= request.max_tasks) break;
     const TaskNeeds& n = needs(it->first);
-    if (n.cores > request.free_cores || n.memory_bytes > request.free_memory_bytes ||
-        n.gpu_memory_bytes > request.gpu_memory_bytes || !eligible(it->first)) {
-      continue;
-    }
+    if (!fits(n) || !eligible(it->first)) continue;
     size_t cached = 0;
     if (data_aware) {
       for (const auto& d : n.input_digests) cached += request.cached_digests.count(d);
+    } else {
+      take(n);
     }
     candidates.push_back({it->first, cached});
-    // Without cache hints the oldest fitting tasks win: stop early.
-    if (!data_aware && candidates.size() >= request.max_tasks) break;
   }
+  std::vector<uint64_t> picked;
   if (data_aware) {
     std::stable_sort(candidates.begin(), candidates.end(),
                      [](const Candidate& a, const Candidate& b) {
                        return a.cached_inputs > b.cached_inputs;
                      });
+    std::vector<Candidate> chosen;
+    for (const Candidate& c : candidates) {
+      if (chosen.size() >= request.max_tasks) break;
+      const TaskNeeds& n = needs(c.task_id);
+      if (!fits(n)) continue;
+      take(n);
+      chosen.push_back(c);
+    }
+    candidates.swap(chosen);
   }
-  std::vector<uint64_t> picked;
-  uint32_t cores = request.free_cores;
-  uint64_t memory = request.free_memory_bytes;
   for (const Candidate& c : candidates) {
-    if (picked.size() >= request.max_tasks) break;
-    const TaskNeeds& n = needs(c.task_id);
-    if (n.cores > cores || n.memory_bytes > memory) continue;
-    cores -= n.cores;
-    memory -= n.memory_bytes;
     picked.push_back(c.task_id);
     SetNeeded(c.task_id, Needed(c.task_id) - 1);
   }

@@ -83,8 +83,6 @@ TEST_F(SchedulerTest, RespectsGpuMemory) {
 }
 
 TEST_F(SchedulerTest, GpuMemoryIsSharedAmongTasksOfOnePick) {
-  GTEST_SKIP() << "BUG: Scheduler::Pick subtracts cores and memory of picked tasks but not GPU "
-                  "memory: a 16 GiB GPU gets two 10 GiB tasks";
   AddTask(1, 1, {1, kGiB, 10 * kGiB, {}});
   AddTask(2, 1, {1, kGiB, 10 * kGiB, {}});
   EXPECT_THAT(Pick(Worker(5, 8, 16 * kGiB, /*gpu=*/16 * kGiB)), ElementsAre(1u));
@@ -141,9 +139,6 @@ TEST_F(SchedulerTest, LooksAtNoMoreThanTheScanWindow) {
 }
 
 TEST_F(SchedulerTest, FillsTheWorkerPastTasksThatNoLongerFit) {
-  GTEST_SKIP() << "BUG: without cache hints Pick stops scanning after max_tasks candidates that "
-                  "fit alone, then drops those that no longer fit together; the worker gets "
-                  "fewer tasks than fit";
   AddTask(1, 1, {2, kGiB, 0, {}});
   AddTask(2, 1, {2, kGiB, 0, {}});
   AddTask(3, 1, {1, kGiB, 0, {}});
