@@ -48,8 +48,8 @@ int main(int argc, char** argv) {
     if (in >> n >> c && n >= lo && n <= hi) {
       next = n;
       count = c;
-      std::fprintf(stderr, "resuming at %llu with %llu primes\n", static_cast<unsigned long long>(next),
-                   static_cast<unsigned long long>(count));
+      std::fprintf(stderr, "resuming at %llu with %llu primes\n",
+                   static_cast<unsigned long long>(next), static_cast<unsigned long long>(count));
     }
   }
   for (uint64_t n = next; n < hi; ++n) {

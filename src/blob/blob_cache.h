@@ -66,8 +66,7 @@ class BlobCache {
   // more bytes fit. Fails without evicting anything if they cannot fit.
   absl::Status MakeRoomLocked(const std::string& digest, uint64_t incoming)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<std::filesystem::path> FetchAndPin(const std::string& digest,
-                                                    const FetchFn& fetch,
+  absl::StatusOr<std::filesystem::path> FetchAndPin(const std::string& digest, const FetchFn& fetch,
                                                     std::shared_ptr<Fetch> pending)
       ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -61,8 +61,7 @@ TEST_F(BlobCacheTest, EvictsLeastRecentlyUsedUnpinnedBlobsToFitTheBudget) {
   Load(*cache, "bbbb");
   Load(*cache, "aaaa");  // a is now more recent than b
   Load(*cache, "cccc");  // 12 > 10: b goes
-  EXPECT_THAT(cache->CachedDigests(),
-              UnorderedElementsAre(Sha256Hex("aaaa"), Sha256Hex("cccc")));
+  EXPECT_THAT(cache->CachedDigests(), UnorderedElementsAre(Sha256Hex("aaaa"), Sha256Hex("cccc")));
   EXPECT_EQ(cache->UsedBytes(), 8u);
   EXPECT_FALSE(std::filesystem::exists(dir_.path() / "cache" / Sha256Hex("bbbb").substr(0, 2) /
                                        Sha256Hex("bbbb")));
@@ -73,19 +72,16 @@ TEST_F(BlobCacheTest, NeverEvictsPinnedBlobs) {
   ASSERT_TRUE(cache->Acquire(Sha256Hex("aaaa"), Serve("aaaa")).ok());  // stays pinned
   Load(*cache, "bbbb");
   Load(*cache, "cccc");  // must evict b, not the older but pinned a
-  EXPECT_THAT(cache->CachedDigests(),
-              UnorderedElementsAre(Sha256Hex("aaaa"), Sha256Hex("cccc")));
+  EXPECT_THAT(cache->CachedDigests(), UnorderedElementsAre(Sha256Hex("aaaa"), Sha256Hex("cccc")));
 
   ASSERT_TRUE(cache->Acquire(Sha256Hex("cccc"), Serve("cccc")).ok());
   auto refused = cache->Acquire(Sha256Hex("dddd"), Serve("dddd"));
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_THAT(cache->CachedDigests(),
-              UnorderedElementsAre(Sha256Hex("aaaa"), Sha256Hex("cccc")));
+  EXPECT_THAT(cache->CachedDigests(), UnorderedElementsAre(Sha256Hex("aaaa"), Sha256Hex("cccc")));
 
   cache->Release(Sha256Hex("aaaa"));
   EXPECT_TRUE(cache->Acquire(Sha256Hex("dddd"), Serve("dddd")).ok());
-  EXPECT_THAT(cache->CachedDigests(),
-              UnorderedElementsAre(Sha256Hex("cccc"), Sha256Hex("dddd")));
+  EXPECT_THAT(cache->CachedDigests(), UnorderedElementsAre(Sha256Hex("cccc"), Sha256Hex("dddd")));
 }
 
 TEST_F(BlobCacheTest, RefusesABlobLargerThanTheBudgetAndKeepsWhatItHas) {
@@ -163,8 +159,7 @@ TEST_F(BlobCacheTest, TakesOverBlobsLeftOnDiskAndTrimsThemToTheBudget) {
   }
   {
     auto cache = MakeCache(100);
-    EXPECT_THAT(cache->CachedDigests(),
-                UnorderedElementsAre(Sha256Hex("aaaa"), Sha256Hex("bbbb")));
+    EXPECT_THAT(cache->CachedDigests(), UnorderedElementsAre(Sha256Hex("aaaa"), Sha256Hex("bbbb")));
     int calls = 0;
     ASSERT_TRUE(cache->Acquire(Sha256Hex("aaaa"), Serve("aaaa", &calls)).ok());
     EXPECT_EQ(calls, 0);

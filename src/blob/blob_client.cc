@@ -112,13 +112,12 @@ absl::StatusOr<std::string> BlobClient::UploadFile(const fs::path& file) {
 
 absl::StatusOr<std::string> BlobClient::UploadBytes(std::string_view data) {
   size_t offset = 0;
-  return Upload(Sha256Hex(data), data.size(),
-                [&](char* buf, size_t cap) -> absl::StatusOr<size_t> {
-                  size_t n = std::min(cap, data.size() - offset);
-                  std::memcpy(buf, data.data() + offset, n);
-                  offset += n;
-                  return n;
-                });
+  return Upload(Sha256Hex(data), data.size(), [&](char* buf, size_t cap) -> absl::StatusOr<size_t> {
+    size_t n = std::min(cap, data.size() - offset);
+    std::memcpy(buf, data.data() + offset, n);
+    offset += n;
+    return n;
+  });
 }
 
 absl::Status BlobClient::StreamDownload(
@@ -157,9 +156,9 @@ absl::Status BlobClient::Download(const std::string& digest, BlobWriter& into) {
 
 absl::Status BlobClient::DownloadToFile(const std::string& digest, const fs::path& dest) {
   static std::atomic<uint64_t> next_id{0};
-  fs::path temp = dest.parent_path() / ("." + dest.filename().string() + "." +
-                                        std::to_string(::getpid()) + "." +
-                                        std::to_string(next_id.fetch_add(1)) + ".part");
+  fs::path temp =
+      dest.parent_path() / ("." + dest.filename().string() + "." + std::to_string(::getpid()) +
+                            "." + std::to_string(next_id.fetch_add(1)) + ".part");
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoError("cannot create download file", temp);
   Sha256 hasher;
@@ -183,9 +182,8 @@ absl::Status BlobClient::DownloadToFile(const std::string& digest, const fs::pat
         return absl::OkStatus();
       });
   if (s.ok() && written != expected) {
-    s = absl::DataLossError("downloading blob " + digest + ": received " +
-                            std::to_string(written) + " of " + std::to_string(expected) +
-                            " bytes; try again");
+    s = absl::DataLossError("downloading blob " + digest + ": received " + std::to_string(written) +
+                            " of " + std::to_string(expected) + " bytes; try again");
   }
   if (s.ok()) {
     std::string got = hasher.FinishHex();
@@ -199,8 +197,9 @@ absl::Status BlobClient::DownloadToFile(const std::string& digest, const fs::pat
   std::error_code ec;
   if (s.ok()) {
     fs::rename(temp, dest, ec);
-    if (ec) s = absl::InternalError("cannot move download into place at '" + dest.string() +
-                                    "': " + ec.message());
+    if (ec)
+      s = absl::InternalError("cannot move download into place at '" + dest.string() +
+                              "': " + ec.message());
   }
   if (!s.ok()) fs::remove(temp, ec);
   return s;

@@ -1,6 +1,8 @@
 // Client side of BlobService: uploads and downloads blobs over gRPC.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -8,8 +10,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "artel/v1/artel.grpc.pb.h"
 #include "blob/blob_store.h"
@@ -53,8 +53,9 @@ class BlobClient {
                               const std::function<absl::Status(uint64_t)>& on_size,
                               const std::function<absl::Status(std::string_view)>& on_data);
   // Uploads `size` bytes produced by `read(buf, cap)` (bytes read, 0 at end).
-  absl::StatusOr<std::string> Upload(const std::string& digest, uint64_t size,
-                                     const std::function<absl::StatusOr<size_t>(char*, size_t)>& read);
+  absl::StatusOr<std::string> Upload(
+      const std::string& digest, uint64_t size,
+      const std::function<absl::StatusOr<size_t>(char*, size_t)>& read);
   void Prepare(grpc::ClientContext& context, std::chrono::milliseconds timeout) const;
 
   std::unique_ptr<v1::BlobService::Stub> stub_;

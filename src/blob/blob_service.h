@@ -1,9 +1,9 @@
 // The coordinator's BlobService: uploads into and downloads from a BlobStore.
 #pragma once
 
-#include <functional>
-
 #include <grpcpp/grpcpp.h>
+
+#include <functional>
 
 #include "artel/v1/artel.grpc.pb.h"
 #include "blob/blob_store.h"

@@ -1,10 +1,10 @@
 #include "blob/blob_service.h"
 
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <fstream>
 #include <random>
-
-#include <grpcpp/grpcpp.h>
 
 #include "blob/blob_client.h"
 #include "blob/blob_test_util.h"
@@ -177,8 +177,7 @@ TEST_F(BlobServiceTest, UnauthenticatedCallerIsBlockedFromEveryRpc) {
   EXPECT_EQ(client_->Has({Sha256Hex("stored")}).status().code(),
             absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(client_->UploadBytes("new").status().code(), absl::StatusCode::kUnauthenticated);
-  EXPECT_EQ(RawUpload(Sha256Hex("new"), 3, "new").error_code(),
-            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(RawUpload(Sha256Hex("new"), 3, "new").error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_FALSE(store_->Has(Sha256Hex("new")));
   absl::Status download = client_->DownloadToFile(Sha256Hex("stored"), dir_.path() / "x");
   EXPECT_EQ(download.code(), absl::StatusCode::kUnauthenticated);

@@ -89,13 +89,13 @@ absl::Status BlobWriter::Write(std::string_view chunk) {
   if (!failed_.ok()) return failed_;
   if (committed_) return absl::FailedPreconditionError("blob " + digest_ + " is already committed");
   if (expected_size_ == BlobStore::kUnknownSize) {
-    return Fail(absl::FailedPreconditionError(
-        "blob " + digest_ + ": data arrived before its size was declared"));
+    return Fail(absl::FailedPreconditionError("blob " + digest_ +
+                                              ": data arrived before its size was declared"));
   }
   if (chunk.size() > expected_size_ - written_) {
     return Fail(absl::InvalidArgumentError(
-        "blob " + digest_ + ": received more than the declared " +
-        std::to_string(expected_size_) + " bytes; the sender's size is wrong, upload it again"));
+        "blob " + digest_ + ": received more than the declared " + std::to_string(expected_size_) +
+        " bytes; the sender's size is wrong, upload it again"));
   }
   hasher_.Update(chunk);
   const char* p = chunk.data();
@@ -149,8 +149,7 @@ BlobStore::BlobStore(fs::path root, uint64_t max_blob_bytes, uint64_t total_byte
       max_blob_bytes_(max_blob_bytes),
       total_bytes_(total_bytes) {}
 
-absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(fs::path root,
-                                                           uint64_t max_blob_bytes) {
+absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(fs::path root, uint64_t max_blob_bytes) {
   std::error_code ec;
   fs::create_directories(root / "tmp", ec);
   if (ec) return FsError("cannot create blob directory", root / "tmp", ec);

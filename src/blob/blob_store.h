@@ -135,8 +135,7 @@ class BlobStore {
   BlobStore(std::filesystem::path root, uint64_t max_blob_bytes, uint64_t total_bytes);
   absl::Status CheckSize(const std::string& digest, uint64_t size) const;
   // Renames a verified temp file into place (or drops it if the blob exists).
-  absl::Status Publish(const std::string& digest, uint64_t size,
-                       const std::filesystem::path& temp);
+  absl::Status Publish(const std::string& digest, uint64_t size, const std::filesystem::path& temp);
 
   const std::filesystem::path root_;
   const std::filesystem::path tmp_dir_;

@@ -61,8 +61,8 @@ TEST(BlobStore, DigestMismatchIsRefusedAndLeavesNothingBehind) {
   auto digest = (*writer)->Commit();
   EXPECT_EQ(digest.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(std::string(digest.status().message()),
-              HasSubstr("blob digest mismatch: expected " + claimed + ", got " +
-                        Sha256Hex("evil") + "; the data was corrupted in transit"));
+              HasSubstr("blob digest mismatch: expected " + claimed + ", got " + Sha256Hex("evil") +
+                        "; the data was corrupted in transit"));
   EXPECT_FALSE(store->Has(claimed));
   EXPECT_TRUE(DirIsEmpty(store->root() / "tmp"));
   EXPECT_EQ(store->TotalBytes(), 0u);

@@ -33,8 +33,6 @@ class ScratchDir {
   std::filesystem::path path_;
 };
 
-inline bool DirIsEmpty(const std::filesystem::path& dir) {
-  return std::filesystem::is_empty(dir);
-}
+inline bool DirIsEmpty(const std::filesystem::path& dir) { return std::filesystem::is_empty(dir); }
 
 }  // namespace artel

@@ -2,9 +2,9 @@
 // the same in both (google.rpc.Code), so code and message pass unchanged.
 #pragma once
 
-#include <string>
-
 #include <grpcpp/support/status.h>
+
+#include <string>
 
 #include "absl/status/status.h"
 

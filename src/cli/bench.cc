@@ -93,7 +93,8 @@ void RunBench(const BenchFlags& f) {
   std::vector<uint64_t> jobs;
   for (uint32_t sent = 0; sent < f.count; sent += f.batch) {
     v1::SubmitRequest req;
-    for (uint32_t i = sent; i < std::min(f.count, sent + f.batch); ++i) *req.add_tasks() = NoopTask();
+    for (uint32_t i = sent; i < std::min(f.count, sent + f.batch); ++i)
+      *req.add_tasks() = NoopTask();
     jobs.push_back(OrFail(client.Submit(req)).job_id());
   }
   const double submit_ms = Ms(Clock::now() - t0);
@@ -117,7 +118,8 @@ void RunBench(const BenchFlags& f) {
     *req.add_tasks() = NoopTask();
     const auto s0 = Clock::now();
     v1::SubmitResponse resp = OrFail(client.Submit(req));
-    OrFail(client.Watch({resp.task_ids(0)}, [](const v1::TaskEvent&) {}, 30'000));
+    OrFail(client.Watch(
+        {resp.task_ids(0)}, [](const v1::TaskEvent&) {}, 30'000));
     latency.push_back(Ms(Clock::now() - s0));
   }
   v1::ListWorkersResponse workers = OrFail(client.ListWorkers());
@@ -130,30 +132,27 @@ void RunBench(const BenchFlags& f) {
   const double p50 = Percentile(latency, 0.5), p99 = Percentile(latency, 0.99);
   const double sb50 = Percentile(sandbox, 0.5);
   if (f.json) {
-    std::cout << nlohmann::json{{"tasks", f.count},
-                                {"workers", f.workers},
-                                {"submit_ms", submit_ms},
-                                {"total_ms", total_ms},
-                                {"tasks_per_s", tasks_per_s},
-                                {"latency_p50_ms", p50},
-                                {"latency_p99_ms", p99},
-                                {"sandbox_process_p50_ms", sb50}}
+    std::cout << nlohmann::json{{"tasks", f.count},           {"workers", f.workers},
+                                {"submit_ms", submit_ms},     {"total_ms", total_ms},
+                                {"tasks_per_s", tasks_per_s}, {"latency_p50_ms", p50},
+                                {"latency_p99_ms", p99},      {"sandbox_process_p50_ms", sb50}}
                      .dump()
               << std::endl;
     return;
   }
   std::printf("artel bench tasks --count %u --workers %u\n", f.count, f.workers);
   std::printf("  coordinator: durable SQLite (WAL, synchronous=FULL), real worker processes\n");
-  std::printf("  throughput (no-op app, quorum 1): %u tasks in %.0f ms = %.0f tasks/s "
-              "(submit took %.0f ms)\n",
-              f.count, total_ms, tasks_per_s, submit_ms);
+  std::printf(
+      "  throughput (no-op app, quorum 1): %u tasks in %.0f ms = %.0f tasks/s "
+      "(submit took %.0f ms)\n",
+      f.count, total_ms, tasks_per_s, submit_ms);
   std::printf("  latency submit->result (one at a time, %zu samples): p50 %.2f ms, p99 %.2f ms\n",
               latency.size(), p50, p99);
   if (sandbox.empty()) {
     std::printf("  sandboxed process: bubblewrap unavailable, not measured\n");
   } else {
-    std::printf("  sandboxed process (bwrap + /bin/sh, %zu runs): p50 %.1f ms each\n", sandbox.size(),
-                sb50);
+    std::printf("  sandboxed process (bwrap + /bin/sh, %zu runs): p50 %.1f ms each\n",
+                sandbox.size(), sb50);
   }
 }
 

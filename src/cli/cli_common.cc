@@ -14,9 +14,10 @@ void AddConnectionOptions(CLI::App* command, Connection* conn) {
 
 std::unique_ptr<Client> Connect(const Connection& conn) {
   if (conn.token.empty()) {
-    Fail("no token given; pass --token or set ARTEL_TOKEN (the coordinator wrote an admin token "
-         "to DATA/admin.token on first start; `artel token create` makes others)",
-         2);
+    Fail(
+        "no token given; pass --token or set ARTEL_TOKEN (the coordinator wrote an admin token "
+        "to DATA/admin.token on first start; `artel token create` makes others)",
+        2);
   }
   return std::make_unique<Client>(conn.coordinator, conn.token);
 }
@@ -30,38 +31,55 @@ void Fail(const std::string& message, int code) {
 
 std::string StateName(v1::TaskState state) {
   switch (state) {
-    case v1::TASK_STATE_PENDING: return "pending";
-    case v1::TASK_STATE_RUNNING: return "running";
-    case v1::TASK_STATE_DONE: return "done";
-    default: return "unknown";
+    case v1::TASK_STATE_PENDING:
+      return "pending";
+    case v1::TASK_STATE_RUNNING:
+      return "running";
+    case v1::TASK_STATE_DONE:
+      return "done";
+    default:
+      return "unknown";
   }
 }
 
 std::string OutcomeName(v1::Outcome outcome) {
   switch (outcome) {
-    case v1::OUTCOME_SUCCESS: return "success";
-    case v1::OUTCOME_APP_ERROR: return "app_error";
-    case v1::OUTCOME_SYSTEM_ERROR: return "system_error";
-    default: return "none";
+    case v1::OUTCOME_SUCCESS:
+      return "success";
+    case v1::OUTCOME_APP_ERROR:
+      return "app_error";
+    case v1::OUTCOME_SYSTEM_ERROR:
+      return "system_error";
+    default:
+      return "none";
   }
 }
 
 std::string ReplicaStateName(v1::ReplicaState state) {
   switch (state) {
-    case v1::REPLICA_STATE_IN_PROGRESS: return "in_progress";
-    case v1::REPLICA_STATE_REPORTED: return "reported";
-    case v1::REPLICA_STATE_LOST: return "lost";
-    case v1::REPLICA_STATE_CANCELLED: return "cancelled";
-    default: return "unknown";
+    case v1::REPLICA_STATE_IN_PROGRESS:
+      return "in_progress";
+    case v1::REPLICA_STATE_REPORTED:
+      return "reported";
+    case v1::REPLICA_STATE_LOST:
+      return "lost";
+    case v1::REPLICA_STATE_CANCELLED:
+      return "cancelled";
+    default:
+      return "unknown";
   }
 }
 
 std::string ResultName(v1::ResultKind kind) {
   switch (kind) {
-    case v1::RESULT_KIND_SUCCESS: return "success";
-    case v1::RESULT_KIND_APP_ERROR: return "app_error";
-    case v1::RESULT_KIND_HOST_ERROR: return "host_error";
-    default: return "";
+    case v1::RESULT_KIND_SUCCESS:
+      return "success";
+    case v1::RESULT_KIND_APP_ERROR:
+      return "app_error";
+    case v1::RESULT_KIND_HOST_ERROR:
+      return "host_error";
+    default:
+      return "";
   }
 }
 

@@ -3,9 +3,8 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "artel/v1/artel.pb.h"
@@ -45,10 +44,10 @@ nlohmann::json TaskJson(const v1::TaskInfo& task);
 nlohmann::json WorkerJson(const v1::WorkerInfo& worker);
 
 // Registers every subcommand on `app`.
-void AddServerCommands(CLI::App& app);   // coordinator, worker
-void AddAdminCommands(CLI::App& app);    // token, app
-void AddTaskCommands(CLI::App& app);     // submit, status, wait, result, cancel, tasks, workers
-void AddDemoCommand(CLI::App& app);      // demo
-void AddBenchCommands(CLI::App& app);    // bench tasks
+void AddServerCommands(CLI::App& app);  // coordinator, worker
+void AddAdminCommands(CLI::App& app);   // token, app
+void AddTaskCommands(CLI::App& app);    // submit, status, wait, result, cancel, tasks, workers
+void AddDemoCommand(CLI::App& app);     // demo
+void AddBenchCommands(CLI::App& app);   // bench tasks
 
 }  // namespace artel::cli

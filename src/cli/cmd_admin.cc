@@ -29,17 +29,22 @@ void AddAdminCommands(CLI::App& app) {
   create->add_option("--role", tf->role, "submitter, worker or admin")->required();
   create->callback([tf] {
     v1::Role role = v1::ROLE_UNSPECIFIED;
-    if (tf->role == "submitter") role = v1::ROLE_SUBMITTER;
-    else if (tf->role == "worker") role = v1::ROLE_WORKER;
-    else if (tf->role == "admin") role = v1::ROLE_ADMIN;
-    else Fail("unknown role '" + tf->role + "'; use submitter, worker or admin", 2);
+    if (tf->role == "submitter")
+      role = v1::ROLE_SUBMITTER;
+    else if (tf->role == "worker")
+      role = v1::ROLE_WORKER;
+    else if (tf->role == "admin")
+      role = v1::ROLE_ADMIN;
+    else
+      Fail("unknown role '" + tf->role + "'; use submitter, worker or admin", 2);
     std::cout << OrFail(Connect(tf->conn)->CreateToken(role)) << std::endl;
   });
 
   CLI::App* apps = app.add_subcommand("app", "register and list apps");
   apps->require_subcommand(1);
   auto af = std::make_shared<AppFlags>();
-  CLI::App* add = apps->add_subcommand("add", "register an executable (binary or script) as an app");
+  CLI::App* add =
+      apps->add_subcommand("add", "register an executable (binary or script) as an app");
   AddConnectionOptions(add, &af->conn);
   add->add_option("name", af->name, "app name")->required();
   add->add_option("--version", af->version, "version label, e.g. 1 or 2.0")->required();
@@ -47,7 +52,8 @@ void AddAdminCommands(CLI::App& app) {
   add->callback([af] {
     v1::AppVersion a = OrFail(Connect(af->conn)->AddApp(af->name, af->version, af->file));
     std::cout << "registered app " << a.name() << " version " << a.version() << " ("
-              << FormatBytes(a.size()) << ", sha256 " << a.digest().substr(0, 12) << ")" << std::endl;
+              << FormatBytes(a.size()) << ", sha256 " << a.digest().substr(0, 12) << ")"
+              << std::endl;
   });
   CLI::App* list = apps->add_subcommand("list", "list registered apps");
   auto lf = std::make_shared<AppFlags>();
@@ -58,8 +64,10 @@ void AddAdminCommands(CLI::App& app) {
     if (!lf->json) std::cout << "NAME                 VERSION      SIZE        DIGEST\n";
     for (const auto& a : resp.apps()) {
       if (lf->json) {
-        std::cout << nlohmann::json{{"name", a.name()}, {"version", a.version()},
-                                    {"digest", a.digest()}, {"size", a.size()}}
+        std::cout << nlohmann::json{{"name", a.name()},
+                                    {"version", a.version()},
+                                    {"digest", a.digest()},
+                                    {"size", a.size()}}
                          .dump()
                   << "\n";
       } else {

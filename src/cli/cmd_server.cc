@@ -50,11 +50,12 @@ void RunCoordinator(const CoordinatorFlags& f) {
   std::unique_ptr<CoordinatorServer> server = OrFail(CoordinatorServer::Start(options));
   const std::string address =
       f.listen.substr(0, f.listen.rfind(':')) + ":" + std::to_string(server->port());
-  std::ofstream(std::filesystem::path(f.data) / "coordinator.addr", std::ios::trunc) << address << "\n";
+  std::ofstream(std::filesystem::path(f.data) / "coordinator.addr", std::ios::trunc)
+      << address << "\n";
   std::cout << "artel coordinator listening on " << address << ", data in " << f.data << std::endl;
   if (!server->new_admin_token().empty()) {
-    std::cout << "admin token written to " << (std::filesystem::path(f.data) / "admin.token").string()
-              << std::endl;
+    std::cout << "admin token written to "
+              << (std::filesystem::path(f.data) / "admin.token").string() << std::endl;
   }
   CoordinatorServer* raw = server.get();
   std::thread signals = HandleTermination([raw] { raw->Shutdown(); });
@@ -78,7 +79,8 @@ void RunWorker(const WorkerFlags& f) {
   WorkerOptions options;
   options.coordinator = f.conn.coordinator;
   options.token = f.conn.token;
-  if (options.token.empty()) Fail("a worker needs a worker token; pass --token or set ARTEL_TOKEN", 2);
+  if (options.token.empty())
+    Fail("a worker needs a worker token; pass --token or set ARTEL_TOKEN", 2);
   options.data_dir = f.data;
   options.name = f.name;
   options.cores = f.cores;
@@ -96,9 +98,10 @@ void RunWorker(const WorkerFlags& f) {
   if (bwrap.ok()) {
     sandbox = std::move(*bwrap);
   } else if (f.unsandboxed) {
-    spdlog::warn("RUNNING UNSANDBOXED: tasks run as plain processes with full access to this "
-                 "machine's files and network ({})",
-                 std::string(bwrap.status().message()));
+    spdlog::warn(
+        "RUNNING UNSANDBOXED: tasks run as plain processes with full access to this "
+        "machine's files and network ({})",
+        std::string(bwrap.status().message()));
     sandbox = std::make_unique<PlainProcessSandbox>();
   } else {
     Fail("cannot run tasks safely: " + std::string(bwrap.status().message()) +
@@ -117,7 +120,8 @@ void RunWorker(const WorkerFlags& f) {
 
 void AddServerCommands(CLI::App& app) {
   auto coord = std::make_shared<CoordinatorFlags>();
-  CLI::App* c = app.add_subcommand("coordinator", "run the coordinator (embedded SQLite in --data)");
+  CLI::App* c =
+      app.add_subcommand("coordinator", "run the coordinator (embedded SQLite in --data)");
   c->add_option("--data", coord->data, "data directory (database, blobs, admin.token)")->required();
   c->add_option("--listen", coord->listen, "address to listen on (port 0: any free port)")
       ->capture_default_str();
@@ -131,11 +135,13 @@ void AddServerCommands(CLI::App& app) {
   auto wf = std::make_shared<WorkerFlags>();
   CLI::App* w = app.add_subcommand("worker", "run a worker agent that lends this machine");
   AddConnectionOptions(w, &wf->conn);
-  w->add_option("--data", wf->data, "worker directory (identity, blob cache, run dirs)")->required();
+  w->add_option("--data", wf->data, "worker directory (identity, blob cache, run dirs)")
+      ->required();
   w->add_option("--name", wf->name, "name shown by `artel workers` (default: host name)");
   w->add_option("--cores", wf->cores, "cores lent to tasks")->capture_default_str();
   w->add_option("--memory", wf->memory, "memory lent to tasks, e.g. 4G")->capture_default_str();
-  w->add_option("--disk", wf->disk, "disk budget of the blob cache, e.g. 10G")->capture_default_str();
+  w->add_option("--disk", wf->disk, "disk budget of the blob cache, e.g. 10G")
+      ->capture_default_str();
   w->add_option("--inject-fault", wf->inject_fault,
                 "TESTING AID: corrupt-results makes this worker report wrong results");
   w->add_flag("--unsandboxed", wf->unsandboxed,

@@ -48,8 +48,8 @@ int WaitFor(Client& client, const std::vector<uint64_t>& ids, uint64_t timeout_m
       },
       timeout_ms);
   if (!s.ok()) {
-    std::cerr << "artel: " << s.message() << " (" << done << " of " << ids.size()
-              << " finished)" << std::endl;
+    std::cerr << "artel: " << s.message() << " (" << done << " of " << ids.size() << " finished)"
+              << std::endl;
     return 1;
   }
   if (!json) {
@@ -123,8 +123,8 @@ void PrintStatus(const v1::TaskInfo& t) {
   if (!t.reason().empty()) std::cout << "  reason:  " << t.reason() << "\n";
   const auto& p = t.spec().policy();
   std::cout << "  policy:  quorum " << p.min_quorum() << ", replicas " << p.target_replicas()
-            << ", max total " << p.max_total_replicas() << ", max errors "
-            << p.max_error_replicas() << ", lease " << FormatDurationMs(p.lease_ms()) << "\n";
+            << ", max total " << p.max_total_replicas() << ", max errors " << p.max_error_replicas()
+            << ", lease " << FormatDurationMs(p.lease_ms()) << "\n";
   for (const auto& f : t.outputs()) {
     std::cout << "  output:  " << f.name() << " (" << FormatBytes(f.size()) << ")\n";
   }
@@ -181,8 +181,10 @@ void AddTaskCommands(CLI::App& app) {
   status->add_flag("--json", st->json, "print JSON");
   status->callback([st] {
     v1::TaskInfo t = OrFail(Connect(st->conn)->GetTask(st->ids.at(0)));
-    if (st->json) std::cout << TaskJson(t).dump() << std::endl;
-    else PrintStatus(t);
+    if (st->json)
+      std::cout << TaskJson(t).dump() << std::endl;
+    else
+      PrintStatus(t);
   });
 
   auto wt = std::make_shared<IdFlags>();
@@ -228,14 +230,17 @@ void AddTaskCommands(CLI::App& app) {
     if (!ts->state.empty()) req.set_state(OrFail(ParseState(ts->state)));
     req.set_limit(ts->limit);
     v1::ListTasksResponse resp = OrFail(Connect(ts->conn)->ListTasks(req));
-    if (!ts->json) std::printf("%-8s %-6s %-16s %-8s %-12s %s\n", "ID", "JOB", "APP", "STATE", "OUTCOME", "REASON");
+    if (!ts->json)
+      std::printf("%-8s %-6s %-16s %-8s %-12s %s\n", "ID", "JOB", "APP", "STATE", "OUTCOME",
+                  "REASON");
     for (const auto& t : resp.tasks()) {
       if (ts->json) {
         std::cout << TaskJson(t).dump() << "\n";
       } else {
         std::printf("%-8llu %-6llu %-16s %-8s %-12s %s\n", static_cast<unsigned long long>(t.id()),
                     static_cast<unsigned long long>(t.job_id()), t.spec().app().c_str(),
-                    StateName(t.state()).c_str(), OutcomeName(t.outcome()).c_str(), t.reason().c_str());
+                    StateName(t.state()).c_str(), OutcomeName(t.outcome()).c_str(),
+                    t.reason().c_str());
       }
     }
   });

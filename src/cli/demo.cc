@@ -90,7 +90,8 @@ void RunDemo(const DemoFlags& f) {
     }
     OrFail(cluster->AddWorker(name, extra).status());
     std::cout << "  started " << name << " (pid " << cluster->worker(i - 1).pid() << ")"
-              << (i == f.workers ? " -- this one lies: --inject-fault corrupt-results" : "") << "\n";
+              << (i == f.workers ? " -- this one lies: --inject-fault corrupt-results" : "")
+              << "\n";
   }
 
   v1::SubmitRequest req;
@@ -159,7 +160,8 @@ void RunDemo(const DemoFlags& f) {
               static_cast<unsigned long long>(replicas), 2 * f.tasks);
   std::printf("  replicas lost:         %llu, all replaced (the killed worker's)\n",
               static_cast<unsigned long long>(lost));
-  std::printf("  resumed from checkpoint: %llu task(s)\n", static_cast<unsigned long long>(resumed));
+  std::printf("  resumed from checkpoint: %llu task(s)\n",
+              static_cast<unsigned long long>(resumed));
   for (const auto& [name, n] : rejected) {
     std::printf("  results rejected:      %llu from %s%s\n", static_cast<unsigned long long>(n),
                 name.c_str(), names.count(name) ? (" -- " + names[name]).c_str() : "");
@@ -171,8 +173,10 @@ void RunDemo(const DemoFlags& f) {
               total == expected ? "MATCH" : "MISMATCH");
   std::printf("  time:                  %.1f s\n", Seconds(start));
   cluster.reset();
-  if (!f.keep) std::filesystem::remove_all(root);
-  else std::cout << "  logs and data kept in " << root.string() << "\n";
+  if (!f.keep)
+    std::filesystem::remove_all(root);
+  else
+    std::cout << "  logs and data kept in " << root.string() << "\n";
   if (total != expected || failed != 0) throw CLI::RuntimeError(1);
 }
 

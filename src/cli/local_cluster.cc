@@ -19,7 +19,8 @@ std::string ReadLine(const std::filesystem::path& p) {
 absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(LocalClusterOptions options) {
   std::error_code ec;
   std::filesystem::create_directories(options.root, ec);
-  if (ec) return absl::InternalError("cannot create " + options.root.string() + ": " + ec.message());
+  if (ec)
+    return absl::InternalError("cannot create " + options.root.string() + ": " + ec.message());
   std::unique_ptr<LocalCluster> c(new LocalCluster(std::move(options)));
   RETURN_IF_ERROR(c->StartCoordinator("127.0.0.1:0"));
   c->admin_token_ = ReadLine(c->options_.root / "coordinator" / "admin.token");
@@ -32,8 +33,8 @@ absl::Status LocalCluster::StartCoordinator(const std::string& listen) {
   const auto data = options_.root / "coordinator";
   std::error_code ec;
   std::filesystem::remove(data / "coordinator.addr", ec);
-  std::vector<std::string> argv = {options_.artel_binary.string(), "coordinator", "--data",
-                                   data.string(), "--listen", listen};
+  std::vector<std::string> argv = {
+      options_.artel_binary.string(), "coordinator", "--data", data.string(), "--listen", listen};
   argv.insert(argv.end(), options_.coordinator_args.begin(), options_.coordinator_args.end());
   ASSIGN_OR_RETURN(coordinator_, Subprocess::Start(argv, options_.root / "coordinator.log"));
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -70,7 +71,7 @@ absl::StatusOr<size_t> LocalCluster::AddWorker(const std::string& name,
                                    name};
   argv.insert(argv.end(), extra.begin(), extra.end());
   ASSIGN_OR_RETURN(Subprocess p, Subprocess::Start(argv, options_.root / (name + ".log"),
-                                                     {"ARTEL_TOKEN=" + worker_token_}));
+                                                   {"ARTEL_TOKEN=" + worker_token_}));
   workers_.push_back(std::move(p));
   return workers_.size() - 1;
 }

@@ -14,8 +14,8 @@
 namespace artel {
 
 struct LocalClusterOptions {
-  std::filesystem::path artel_binary;  // the `artel` executable
-  std::filesystem::path root;          // created if missing; holds all data and logs
+  std::filesystem::path artel_binary;         // the `artel` executable
+  std::filesystem::path root;                 // created if missing; holds all data and logs
   std::vector<std::string> coordinator_args;  // extra flags, e.g. {"--worker-timeout", "3s"}
 };
 

@@ -1,6 +1,7 @@
 // `artel`: one binary for the coordinator, the worker agent and the client.
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
 
 #include "cli/cli_common.h"
 

@@ -34,9 +34,9 @@ void Client::Prepare(grpc::ClientContext& ctx, int64_t timeout_ms) const {
   }
 }
 
-#define ARTEL_UNARY(method, req, resp, doing)        \
-  grpc::ClientContext ctx;                          \
-  Prepare(ctx, 60'000);                             \
+#define ARTEL_UNARY(method, req, resp, doing) \
+  grpc::ClientContext ctx;                    \
+  Prepare(ctx, 60'000);                       \
   RETURN_IF_ERROR(FromGrpc(stub_->method(&ctx, req, &resp), doing))
 
 absl::StatusOr<v1::SubmitResponse> Client::Submit(const v1::SubmitRequest& request) {
@@ -166,7 +166,8 @@ absl::StatusOr<std::vector<std::string>> Client::FetchResult(uint64_t id,
   }
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return absl::PermissionDeniedError("cannot create '" + dir.string() + "': " + ec.message());
+  if (ec)
+    return absl::PermissionDeniedError("cannot create '" + dir.string() + "': " + ec.message());
   std::vector<std::string> names;
   for (const v1::OutputFile& f : task.outputs()) {
     RETURN_IF_ERROR(blobs_->DownloadToFile(f.digest(), dir / f.name()));

@@ -43,7 +43,8 @@ class Client {
   absl::StatusOr<std::string> CreateToken(v1::Role role);
   // Writes the canonical result's outputs of a finished task into `dir`.
   // Returns the file names written.
-  absl::StatusOr<std::vector<std::string>> FetchResult(uint64_t id, const std::filesystem::path& dir);
+  absl::StatusOr<std::vector<std::string>> FetchResult(uint64_t id,
+                                                       const std::filesystem::path& dir);
 
   BlobClient& blobs() { return *blobs_; }
 

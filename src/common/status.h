@@ -9,9 +9,9 @@
 #define ARTEL_CONCAT(a, b) ARTEL_CONCAT_INNER(a, b)
 
 // Returns from the enclosing function if `expr` (a Status) is not OK.
-#define RETURN_IF_ERROR(expr)                  \
-  do {                                         \
-    ::absl::Status artel_status_ = (expr);     \
+#define RETURN_IF_ERROR(expr)                      \
+  do {                                             \
+    ::absl::Status artel_status_ = (expr);         \
     if (!artel_status_.ok()) return artel_status_; \
   } while (false)
 
@@ -25,9 +25,9 @@
   ARTEL_ASSIGN_OR_RETURN_IMPL(ARTEL_CONCAT(artel_statusor_, __LINE__), lhs, expr)
 
 // Stops the process with a message when an invariant is broken.
-#define ARTEL_CHECK(cond, msg)                                              \
-  do {                                                                      \
-    if (!(cond)) ::artel::CheckFailed(__FILE__, __LINE__, #cond, (msg));    \
+#define ARTEL_CHECK(cond, msg)                                           \
+  do {                                                                   \
+    if (!(cond)) ::artel::CheckFailed(__FILE__, __LINE__, #cond, (msg)); \
   } while (false)
 
 namespace artel {

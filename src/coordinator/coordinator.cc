@@ -15,8 +15,9 @@ namespace {
 
 std::string RandomHex(size_t bytes) {
   std::string raw(bytes, '\0');
-  ARTEL_CHECK(RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) == 1,
-              "no randomness available");
+  ARTEL_CHECK(
+      RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) == 1,
+      "no randomness available");
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   for (unsigned char c : raw) {
@@ -82,7 +83,8 @@ absl::Status Coordinator::Load() {
     entry.info = std::move(t);
     const v1::Resources& r = entry.info.spec().resources();
     entry.needs = TaskNeeds{r.cores(), r.memory_bytes(), r.gpu_memory_bytes(), {}};
-    for (const auto& in : entry.info.spec().inputs()) entry.needs.input_digests.push_back(in.digest());
+    for (const auto& in : entry.info.spec().inputs())
+      entry.needs.input_digests.push_back(in.digest());
     if (const v1::AppVersion* app =
             FindAppLocked(entry.info.spec().app(), entry.info.resolved_version())) {
       entry.app_digest = app->digest();
@@ -99,7 +101,8 @@ absl::Status Coordinator::Load() {
     task->second.replica_ids.push_back(r.id());
     if (r.state() == v1::REPLICA_STATE_IN_PROGRESS) {
       // Leases restart with the coordinator: the worker had no one to heartbeat.
-      r.set_lease_expiry_ms(now + static_cast<int64_t>(task->second.info.spec().policy().lease_ms()));
+      r.set_lease_expiry_ms(now +
+                            static_cast<int64_t>(task->second.info.spec().policy().lease_ms()));
       in_progress_.insert(r.id());
     }
     ++stats_.replicas;
@@ -166,7 +169,8 @@ const v1::AppVersion* Coordinator::FindAppLocked(const std::string& name,
                                                  const std::string& version) const {
   if (version.empty()) {
     const v1::AppVersion* newest = nullptr;
-    for (auto it = apps_.lower_bound({name, ""}); it != apps_.end() && it->first.first == name; ++it) {
+    for (auto it = apps_.lower_bound({name, ""}); it != apps_.end() && it->first.first == name;
+         ++it) {
       if (newest == nullptr || it->second.created_at_ms() >= newest->created_at_ms()) {
         newest = &it->second;
       }
@@ -266,9 +270,10 @@ absl::StatusOr<v1::SubmitResponse> Coordinator::Submit(const v1::SubmitRequest& 
     return absl::InvalidArgumentError("the request holds no tasks; give at least one");
   }
   if (request.tasks_size() > static_cast<int>(options_.max_tasks_per_submit)) {
-    return absl::InvalidArgumentError(
-        "the request holds " + std::to_string(request.tasks_size()) + " tasks, above the limit of " +
-        std::to_string(options_.max_tasks_per_submit) + " per call; submit in smaller batches");
+    return absl::InvalidArgumentError("the request holds " + std::to_string(request.tasks_size()) +
+                                      " tasks, above the limit of " +
+                                      std::to_string(options_.max_tasks_per_submit) +
+                                      " per call; submit in smaller batches");
   }
   v1::SubmitResponse response;
   uint64_t seq;
@@ -365,10 +370,17 @@ void Coordinator::CountLocked(const v1::TaskInfo& task, v1::TaskState old_state,
   v1::JobStatus& j = it->second;
   auto bump = [&j](v1::TaskState state, int delta) {
     switch (state) {
-      case v1::TASK_STATE_PENDING: j.set_pending(j.pending() + delta); break;
-      case v1::TASK_STATE_RUNNING: j.set_running(j.running() + delta); break;
-      case v1::TASK_STATE_DONE: j.set_done(j.done() + delta); break;
-      default: break;
+      case v1::TASK_STATE_PENDING:
+        j.set_pending(j.pending() + delta);
+        break;
+      case v1::TASK_STATE_RUNNING:
+        j.set_running(j.running() + delta);
+        break;
+      case v1::TASK_STATE_DONE:
+        j.set_done(j.done() + delta);
+        break;
+      default:
+        break;
     }
   };
   if (delta_old != 0) bump(old_state, delta_old);
@@ -422,8 +434,8 @@ absl::StatusOr<v1::TaskInfo> Coordinator::Cancel(uint64_t id) {
     }
     WriteBatch batch;
     const v1::TaskState old_state = task.info.state();
-    TransitionResult r =
-        EndAsSystemError(task.info, ReplicasOfLocked(task), "cancelled by the user", clock_.NowMs());
+    TransitionResult r = EndAsSystemError(task.info, ReplicasOfLocked(task),
+                                          "cancelled by the user", clock_.NowMs());
     CountLocked(task.info, old_state, -1);
     for (uint64_t rid : r.changed_replicas) batch.replicas.push_back(replicas_.at(rid));
     for (uint64_t rid : r.cancelled_replicas) in_progress_.erase(rid);
@@ -446,7 +458,8 @@ v1::ListTasksResponse Coordinator::ListTasks(const v1::ListTasksRequest& request
   absl::ReaderMutexLock lock(&mu_);
   std::vector<const TaskEntry*> picked;
   for (auto it = tasks_.rbegin(); it != tasks_.rend() && picked.size() < limit; ++it) {
-    if (request.state() == v1::TASK_STATE_UNSPECIFIED || it->second.info.state() == request.state()) {
+    if (request.state() == v1::TASK_STATE_UNSPECIFIED ||
+        it->second.info.state() == request.state()) {
       picked.push_back(&it->second);
     }
   }

@@ -140,7 +140,7 @@ class Coordinator {
   uint64_t next_job_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, TaskEntry> tasks_ ABSL_GUARDED_BY(mu_);
   std::unordered_map<uint64_t, v1::ReplicaInfo> replicas_ ABSL_GUARDED_BY(mu_);
-  std::set<uint64_t> in_progress_ ABSL_GUARDED_BY(mu_);  // replica ids
+  std::set<uint64_t> in_progress_ ABSL_GUARDED_BY(mu_);    // replica ids
   std::set<uint64_t> with_deadline_ ABSL_GUARDED_BY(mu_);  // unfinished task ids
   std::map<std::string, WorkerEntry> workers_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, v1::JobStatus> jobs_ ABSL_GUARDED_BY(mu_);

@@ -492,9 +492,9 @@ TEST_F(CoordinatorTest, StateSurvivesARestartAndUnfinishedTasksResume) {
 
   ASSERT_NO_FATAL_FAILURE(Restart());
   for (size_t i = 0; i < ids.size(); ++i) {
-    EXPECT_TRUE(SameMessage(Task(ids[i]), before[i]))
-        << "task " << ids[i] << " before:\n" << before[i].DebugString() << "after:\n"
-        << Task(ids[i]).DebugString();
+    EXPECT_TRUE(SameMessage(Task(ids[i]), before[i])) << "task " << ids[i] << " before:\n"
+                                                      << before[i].DebugString() << "after:\n"
+                                                      << Task(ids[i]).DebugString();
   }
   EXPECT_EQ(Task(ids[0]).outcome(), v1::OUTCOME_SUCCESS);
   EXPECT_EQ(Task(ids[1]).state(), v1::TASK_STATE_RUNNING);
@@ -579,8 +579,7 @@ TEST_F(CoordinatorTest, TokensAuthenticateWithTheirRole) {
   EXPECT_NE(*submitter, *worker);
   EXPECT_EQ(*coord_->Authenticate(*submitter), v1::ROLE_SUBMITTER);
   EXPECT_EQ(*coord_->Authenticate(*worker), v1::ROLE_WORKER);
-  EXPECT_EQ(coord_->Authenticate("artel_0000").status().code(),
-            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(coord_->Authenticate("artel_0000").status().code(), absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(coord_->Authenticate("").status().code(), absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(coord_->CreateToken(v1::ROLE_UNSPECIFIED).status().code(),
             absl::StatusCode::kInvalidArgument);

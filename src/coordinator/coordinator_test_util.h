@@ -18,9 +18,9 @@
 #include "coordinator/coordinator.h"
 #include "store/sqlite_store.h"
 
-#define ARTEL_ASSERT_OK(expr)                       \
-  do {                                              \
-    const ::absl::Status artel_s_ = (expr);         \
+#define ARTEL_ASSERT_OK(expr)                                \
+  do {                                                       \
+    const ::absl::Status artel_s_ = (expr);                  \
     ASSERT_TRUE(artel_s_.ok()) << #expr << ": " << artel_s_; \
   } while (false)
 

@@ -90,9 +90,9 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
       }
       v1::ReplicaInfo& r = rit->second;
       TaskEntry& task = tasks_.at(r.task_id());
-      const bool useful = r.state() == v1::REPLICA_STATE_IN_PROGRESS ||
-                          (r.state() == v1::REPLICA_STATE_LOST &&
-                           task.info.state() != v1::TASK_STATE_DONE);
+      const bool useful =
+          r.state() == v1::REPLICA_STATE_IN_PROGRESS ||
+          (r.state() == v1::REPLICA_STATE_LOST && task.info.state() != v1::TASK_STATE_DONE);
       if (!useful) {
         response.add_cancel(r.id());
         continue;
@@ -139,7 +139,8 @@ absl::StatusOr<v1::FetchWorkResponse> Coordinator::FetchWork(const v1::FetchWork
       const v1::ReplicaInfo& r = replicas_.at(rid);
       if (r.worker_id() == w.info.id()) gpu_held += tasks_.at(r.task_id()).needs.gpu_memory_bytes;
     }
-    place.gpu_memory_bytes = w.info.gpu_memory_bytes() - std::min(gpu_held, w.info.gpu_memory_bytes());
+    place.gpu_memory_bytes =
+        w.info.gpu_memory_bytes() - std::min(gpu_held, w.info.gpu_memory_bytes());
     place.cached_digests.insert(request.cached_digests().begin(), request.cached_digests().end());
     const std::string worker_id = w.info.id();
     auto pick = [&] {

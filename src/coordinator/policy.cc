@@ -30,9 +30,9 @@ absl::Status CheckPolicy(const v1::RedundancyPolicy& p) {
                                       n(kMaxQuorum) + "; lower --quorum");
   }
   if (p.target_replicas() < p.min_quorum()) {
-    return absl::InvalidArgumentError("replicas " + n(p.target_replicas()) + " is below quorum " +
-                                      n(p.min_quorum()) +
-                                      ": a quorum needs at least that many replicas; raise --replicas");
+    return absl::InvalidArgumentError(
+        "replicas " + n(p.target_replicas()) + " is below quorum " + n(p.min_quorum()) +
+        ": a quorum needs at least that many replicas; raise --replicas");
   }
   if (p.max_total_replicas() > kMaxTotalReplicasLimit) {
     return absl::InvalidArgumentError("max total replicas " + n(p.max_total_replicas()) +
@@ -40,8 +40,8 @@ absl::Status CheckPolicy(const v1::RedundancyPolicy& p) {
                                       "; lower --max-total");
   }
   if (p.min_quorum() > p.max_total_replicas()) {
-    return absl::InvalidArgumentError("quorum " + n(p.min_quorum()) + " is above max total replicas " +
-                                      n(p.max_total_replicas()) +
+    return absl::InvalidArgumentError("quorum " + n(p.min_quorum()) +
+                                      " is above max total replicas " + n(p.max_total_replicas()) +
                                       ": the quorum could never be reached; raise --max-total or "
                                       "lower --quorum");
   }
@@ -55,8 +55,9 @@ absl::Status CheckPolicy(const v1::RedundancyPolicy& p) {
                                       " ms is too short for workers to heartbeat; use at least 1s");
   }
   if (p.deadline_ms() != 0 && p.deadline_ms() < p.lease_ms()) {
-    return absl::InvalidArgumentError("deadline " + n(p.deadline_ms()) + " ms is shorter than the lease " +
-                                      n(p.lease_ms()) + " ms; raise --deadline or lower --lease");
+    return absl::InvalidArgumentError("deadline " + n(p.deadline_ms()) +
+                                      " ms is shorter than the lease " + n(p.lease_ms()) +
+                                      " ms; raise --deadline or lower --lease");
   }
   return absl::OkStatus();
 }

@@ -5,8 +5,10 @@
 namespace artel {
 
 void Scheduler::SetNeeded(uint64_t task_id, uint32_t replicas) {
-  if (replicas == 0) needed_.erase(task_id);
-  else needed_[task_id] = replicas;
+  if (replicas == 0)
+    needed_.erase(task_id);
+  else
+    needed_[task_id] = replicas;
 }
 
 uint32_t Scheduler::Needed(uint64_t task_id) const {
@@ -50,10 +52,9 @@ std::vector<uint64_t> Scheduler::Pick(const PlacementRequest& request,
   }
   std::vector<uint64_t> picked;
   if (data_aware) {
-    std::stable_sort(candidates.begin(), candidates.end(),
-                     [](const Candidate& a, const Candidate& b) {
-                       return a.cached_inputs > b.cached_inputs;
-                     });
+    std::stable_sort(
+        candidates.begin(), candidates.end(),
+        [](const Candidate& a, const Candidate& b) { return a.cached_inputs > b.cached_inputs; });
     std::vector<Candidate> chosen;
     for (const Candidate& c : candidates) {
       if (chosen.size() >= request.max_tasks) break;

@@ -37,15 +37,15 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
         return absl::PermissionDeniedError("cannot write '" + token_file.string() + "'");
       }
     }
-    std::filesystem::permissions(token_file, std::filesystem::perms::owner_read |
-                                                 std::filesystem::perms::owner_write);
+    std::filesystem::permissions(
+        token_file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   }
 
   Coordinator& coordinator = *s->coordinator_;
   s->client_service_ = std::make_unique<ClientServiceImpl>(coordinator);
   s->worker_service_ = std::make_unique<WorkerServiceImpl>(coordinator);
-  s->blob_service_ = std::make_unique<BlobServiceImpl>(
-      *s->blobs_, [&coordinator](grpc::ServerContext* ctx) {
+  s->blob_service_ =
+      std::make_unique<BlobServiceImpl>(*s->blobs_, [&coordinator](grpc::ServerContext* ctx) {
         return Authorize(coordinator, ctx, {v1::ROLE_SUBMITTER, v1::ROLE_WORKER});
       });
   grpc::ServerBuilder builder;

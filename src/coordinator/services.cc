@@ -9,10 +9,14 @@ constexpr auto kAdmin = v1::ROLE_ADMIN;
 
 const char* RoleName(v1::Role role) {
   switch (role) {
-    case v1::ROLE_ADMIN: return "admin";
-    case v1::ROLE_SUBMITTER: return "submitter";
-    case v1::ROLE_WORKER: return "worker";
-    default: return "unknown";
+    case v1::ROLE_ADMIN:
+      return "admin";
+    case v1::ROLE_SUBMITTER:
+      return "submitter";
+    case v1::ROLE_WORKER:
+      return "worker";
+    default:
+      return "unknown";
   }
 }
 
@@ -74,7 +78,8 @@ grpc::Status ClientServiceImpl::GetTask(grpc::ServerContext* ctx, const v1::GetT
 grpc::Status ClientServiceImpl::Watch(grpc::ServerContext* ctx, const v1::WatchRequest* req,
                                       grpc::ServerWriter<v1::TaskEvent>* writer) {
   return Guarded(coordinator_, ctx, {kSubmitter}, [&]() -> absl::Status {
-    if (req->ids().empty()) return absl::InvalidArgumentError("no task ids to watch; give at least one");
+    if (req->ids().empty())
+      return absl::InvalidArgumentError("no task ids to watch; give at least one");
     std::vector<uint64_t> ids(req->ids().begin(), req->ids().end());
     std::map<uint64_t, v1::TaskEvent> seen;
     while (!ctx->IsCancelled()) {

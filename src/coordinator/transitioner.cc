@@ -34,14 +34,18 @@ std::vector<AnswerClass> Classify(const std::vector<ReplicaInfo*>& replicas,
       auto it = std::find_if(classes.begin(), classes.end(), [&](const AnswerClass& c) {
         return !c.app_error && validator.Equivalent(*c.members.front(), *r);
       });
-      if (it == classes.end()) classes.push_back({false, {r}});
-      else it->members.push_back(r);
+      if (it == classes.end())
+        classes.push_back({false, {r}});
+      else
+        it->members.push_back(r);
     } else if (IsAppError(*r)) {
       auto it = std::find_if(classes.begin(), classes.end(), [&](const AnswerClass& c) {
         return c.app_error && c.members.front()->exit_code() == r->exit_code();
       });
-      if (it == classes.end()) classes.push_back({true, {r}});
-      else it->members.push_back(r);
+      if (it == classes.end())
+        classes.push_back({true, {r}});
+      else
+        it->members.push_back(r);
     }
   }
   return classes;
@@ -86,8 +90,8 @@ void JudgeLateReports(v1::TaskInfo& task, const std::vector<ReplicaInfo*>& repli
   if (canonical == nullptr) return;
   for (ReplicaInfo* r : replicas) {
     if (!IsSuccess(*r) || r->validity() != v1::VALIDITY_UNKNOWN) continue;
-    SetValidity(*r, validator.Equivalent(*canonical, *r) ? v1::VALIDITY_VALID : v1::VALIDITY_INVALID,
-                out);
+    SetValidity(
+        *r, validator.Equivalent(*canonical, *r) ? v1::VALIDITY_VALID : v1::VALIDITY_INVALID, out);
   }
 }
 
@@ -170,8 +174,8 @@ TransitionResult Transit(v1::TaskInfo& task, const std::vector<ReplicaInfo*>& re
   const int64_t for_quorum = static_cast<int64_t>(policy.min_quorum()) - best_size;
   const int64_t wanted = std::max<int64_t>({for_target, for_quorum, 0});
   int64_t needed = std::max<int64_t>(0, wanted - in_progress);
-  const int64_t room = static_cast<int64_t>(policy.max_total_replicas()) -
-                       static_cast<int64_t>(replicas.size());
+  const int64_t room =
+      static_cast<int64_t>(policy.max_total_replicas()) - static_cast<int64_t>(replicas.size());
   needed = std::min(needed, std::max<int64_t>(room, 0));
   if (needed == 0 && in_progress == 0) {
     return EndAsSystemError(task, replicas,

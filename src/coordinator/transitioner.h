@@ -17,11 +17,11 @@
 namespace artel {
 
 struct TransitionResult {
-  bool task_changed = false;                // the task record was modified
-  std::vector<uint64_t> changed_replicas;   // replica records modified
-  std::vector<uint64_t> cancelled_replicas; // in-progress replicas now cancelled
-  std::vector<std::string> invalid_workers; // workers whose result just lost a vote
-  uint32_t replicas_needed = 0;             // new replicas to create now
+  bool task_changed = false;                 // the task record was modified
+  std::vector<uint64_t> changed_replicas;    // replica records modified
+  std::vector<uint64_t> cancelled_replicas;  // in-progress replicas now cancelled
+  std::vector<std::string> invalid_workers;  // workers whose result just lost a vote
+  uint32_t replicas_needed = 0;              // new replicas to create now
 };
 
 // REQUIRES: `task.spec().policy()` has its defaults filled in; `replicas`

@@ -3,8 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "sandbox/process_runner.h"
 #include "sandbox/sandbox_spec_util.h"
 
@@ -28,10 +28,9 @@ constexpr const char* kMaskedEtcDirs[] = {"/etc/ssh", "/etc/ssl/private", "/etc/
 // Namespaces, and the host system read-only: /usr, /etc and the top-level
 // /bin, /lib... as the host has them (symlinks into /usr, or directories).
 std::vector<std::string> SystemArgs() {
-  std::vector<std::string> args = {"--unshare-all", "--die-with-parent", "--new-session",
-                                   "--cap-drop",    "ALL",               "--hostname",
-                                   "artel",         "--ro-bind",         "/usr",
-                                   "/usr"};
+  std::vector<std::string> args = {
+      "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname",
+      "artel",         "--ro-bind",         "/usr",          "/usr"};
   for (const char* top : {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}) {
     struct stat st {};
     if (::lstat(top, &st) != 0) continue;
@@ -57,15 +56,17 @@ std::vector<std::string> SystemArgs() {
 
 }  // namespace
 
-BubblewrapSandbox::BubblewrapSandbox(std::filesystem::path bwrap, std::vector<std::string> system_args)
+BubblewrapSandbox::BubblewrapSandbox(std::filesystem::path bwrap,
+                                     std::vector<std::string> system_args)
     : bwrap_(std::move(bwrap)), system_args_(std::move(system_args)) {}
 
-absl::StatusOr<std::unique_ptr<BubblewrapSandbox>> BubblewrapSandbox::Create(std::filesystem::path bwrap) {
+absl::StatusOr<std::unique_ptr<BubblewrapSandbox>> BubblewrapSandbox::Create(
+    std::filesystem::path bwrap) {
   if (::access(bwrap.c_str(), X_OK) != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("sandbox: bubblewrap not found at '", bwrap.string(),
-                     "'; install it (`apt-get install bubblewrap`) or, only if you accept running apps "
-                     "unisolated, start the worker with --unsandboxed"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "sandbox: bubblewrap not found at '", bwrap.string(),
+        "'; install it (`apt-get install bubblewrap`) or, only if you accept running apps "
+        "unisolated, start the worker with --unsandboxed"));
   }
   std::vector<std::string> system_args = SystemArgs();
   ProcessLaunch probe;
@@ -87,18 +88,20 @@ absl::StatusOr<std::unique_ptr<BubblewrapSandbox>> BubblewrapSandbox::Create(std
         "--security-opt seccomp=unconfined); only if you accept running apps unisolated, start the "
         "worker with --unsandboxed"));
   }
-  return std::unique_ptr<BubblewrapSandbox>(new BubblewrapSandbox(std::move(bwrap), std::move(system_args)));
+  return std::unique_ptr<BubblewrapSandbox>(
+      new BubblewrapSandbox(std::move(bwrap), std::move(system_args)));
 }
 
 std::vector<std::string> BubblewrapSandbox::CommandLine(const SandboxSpec& spec) const {
   const std::string app = absl::StrCat(kAppDir, "/", spec.executable.filename().string());
   std::vector<std::string> argv = {bwrap_.string()};
   argv.insert(argv.end(), system_args_.begin(), system_args_.end());
-  argv.insert(argv.end(), {"--ro-bind", std::filesystem::absolute(spec.executable).string(), app,
-                           "--bind", std::filesystem::absolute(spec.work_dir).string(), kWorkDir,
-                           "--bind", std::filesystem::absolute(spec.output_dir).string(), kOutputDir,
-                           "--bind", std::filesystem::absolute(spec.checkpoint_dir).string(), kCheckpointDir,
-                           "--chdir", kWorkDir, "--clearenv"});
+  argv.insert(argv.end(),
+              {"--ro-bind", std::filesystem::absolute(spec.executable).string(), app, "--bind",
+               std::filesystem::absolute(spec.work_dir).string(), kWorkDir, "--bind",
+               std::filesystem::absolute(spec.output_dir).string(), kOutputDir, "--bind",
+               std::filesystem::absolute(spec.checkpoint_dir).string(), kCheckpointDir, "--chdir",
+               kWorkDir, "--clearenv"});
   for (const std::string& var : SandboxEnvironment(spec, kWorkDir, kOutputDir, kCheckpointDir)) {
     const size_t eq = var.find('=');
     argv.insert(argv.end(), {"--setenv", var.substr(0, eq), var.substr(eq + 1)});
@@ -108,7 +111,8 @@ std::vector<std::string> BubblewrapSandbox::CommandLine(const SandboxSpec& spec)
   return argv;
 }
 
-absl::StatusOr<SandboxResult> BubblewrapSandbox::Run(const SandboxSpec& spec, const CancelFlag& cancel) {
+absl::StatusOr<SandboxResult> BubblewrapSandbox::Run(const SandboxSpec& spec,
+                                                     const CancelFlag& cancel) {
   RETURN_IF_ERROR(ValidateSandboxSpec(spec));
   ProcessLaunch launch;
   launch.argv = CommandLine(spec);
@@ -123,9 +127,9 @@ absl::StatusOr<SandboxResult> BubblewrapSandbox::Run(const SandboxSpec& spec, co
   SandboxResult& result = outcome.result;
   if (result.termination != SandboxResult::Termination::kExited) return std::move(result);
   if (!absl::StrContains(outcome.status_fd_data, "\"child-pid\"")) {
-    return absl::InternalError(absl::StrCat("sandbox: bubblewrap could not set up the sandbox (exit code ",
-                                            result.exit_code, "): ", result.stderr_data,
-                                            "; check that the app and its directories still exist"));
+    return absl::InternalError(absl::StrCat(
+        "sandbox: bubblewrap could not set up the sandbox (exit code ", result.exit_code,
+        "): ", result.stderr_data, "; check that the app and its directories still exist"));
   }
   if (result.exit_code > 128 && result.exit_code <= 128 + kMaxSignal) {
     result.termination = SandboxResult::Termination::kSignaled;

@@ -28,7 +28,8 @@ class BubblewrapSandboxTest : public ::testing::Test {
     sandbox_ = *std::move(sandbox);
   }
 
-  SandboxResult Run(Sandbox& sandbox, const std::string& body, const std::string& interpreter = "/bin/sh") {
+  SandboxResult Run(Sandbox& sandbox, const std::string& body,
+                    const std::string& interpreter = "/bin/sh") {
     SandboxSpec spec = MakeSpec(dir_.path(), WriteScript(dir_.path(), "app.sh", body, interpreter));
     auto result = sandbox.Run(spec, CancelFlag());
     EXPECT_TRUE(result.ok()) << result.status();
@@ -81,8 +82,9 @@ TEST_F(BubblewrapSandboxTest, SystemDirectoriesAndTheAppAreReadOnly) {
   const std::string token = UniqueSleepToken();
   const std::string usr_file = "/usr/artel_probe_" + token;
   const std::string etc_file = "/etc/artel_probe_" + token;
-  SandboxResult result = Run("for f in " + usr_file + " " + etc_file +
-                             " \"$0\"; do (echo x >> \"$f\") 2>/dev/null && echo \"wrote $f\"; done; exit 0");
+  SandboxResult result =
+      Run("for f in " + usr_file + " " + etc_file +
+          " \"$0\"; do (echo x >> \"$f\") 2>/dev/null && echo \"wrote $f\"; done; exit 0");
   EXPECT_EQ(result.exit_code, 0) << result.stderr_data;
   EXPECT_EQ(result.stdout_data, "");
   EXPECT_FALSE(std::filesystem::exists(usr_file));
@@ -93,9 +95,13 @@ TEST_F(BubblewrapSandboxTest, HostTempDirectoriesAreNeitherVisibleNorWritable) {
   // dir_ holds the bound directories, but is not bound itself.
   const std::string host_dir = dir_.path().string();
   const std::string host_tmp_file = "/tmp/artel_probe_" + UniqueSleepToken();
-  SandboxResult result = Run("[ -e " + host_dir + " ] && echo visible\n"
-                             "(echo x > " + host_dir + "/escape) 2>/dev/null && echo wrote\n"
-                             "echo x > " + host_tmp_file + " || echo tmp-not-writable\nexit 0");
+  SandboxResult result = Run("[ -e " + host_dir +
+                             " ] && echo visible\n"
+                             "(echo x > " +
+                             host_dir +
+                             "/escape) 2>/dev/null && echo wrote\n"
+                             "echo x > " +
+                             host_tmp_file + " || echo tmp-not-writable\nexit 0");
   EXPECT_EQ(result.stdout_data, "") << "the sandbox's own /tmp is writable but private";
   EXPECT_FALSE(std::filesystem::exists(dir_.path() / "escape"));
   EXPECT_FALSE(std::filesystem::exists(host_tmp_file));

@@ -12,7 +12,8 @@ PlainProcessSandbox::PlainProcessSandbox() {
       "anything this user can and use the network. Install bubblewrap to sandbox apps.");
 }
 
-absl::StatusOr<SandboxResult> PlainProcessSandbox::Run(const SandboxSpec& spec, const CancelFlag& cancel) {
+absl::StatusOr<SandboxResult> PlainProcessSandbox::Run(const SandboxSpec& spec,
+                                                       const CancelFlag& cancel) {
   RETURN_IF_ERROR(ValidateSandboxSpec(spec));
   const auto work = std::filesystem::absolute(spec.work_dir).lexically_normal();
   const auto output = std::filesystem::absolute(spec.output_dir).lexically_normal();

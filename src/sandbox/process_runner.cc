@@ -46,8 +46,8 @@ struct Pipe {
 absl::Status MakePipe(Pipe& pipe) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("sandbox: pipe2 failed: ", std::strerror(errno), "; check the open-file limit"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "sandbox: pipe2 failed: ", std::strerror(errno), "; check the open-file limit"));
   }
   pipe.read.Reset(fds[0]);
   pipe.write.Reset(fds[1]);
@@ -64,7 +64,7 @@ constexpr const char* kChildSteps[] = {"dup", "setrlimit", "chdir", "execve"};
 struct ChildSetup {
   pid_t parent;
   int stdin_fd, stdout_fd, stderr_fd, status_fd, failure_fd;  // status_fd may be -1
-  const char* cwd;  // nullptr = inherit
+  const char* cwd;                                            // nullptr = inherit
   char* const* argv;
   char* const* envp;
   uint64_t memory_bytes;
@@ -104,9 +104,15 @@ struct ChildSetup {
   if (static_cast<unsigned>(failure_fd) > first_free) ::close_range(first_free, failure_fd - 1, 0);
   ::close_range(failure_fd + 1, ~0U, 0);
 
-  struct rlimit as {s.memory_bytes, s.memory_bytes};
-  struct rlimit core {0, 0};
-  struct rlimit fsize {kMaxFileBytes, kMaxFileBytes};
+  struct rlimit as {
+    s.memory_bytes, s.memory_bytes
+  };
+  struct rlimit core {
+    0, 0
+  };
+  struct rlimit fsize {
+    kMaxFileBytes, kMaxFileBytes
+  };
   if (::setrlimit(RLIMIT_AS, &as) != 0 || ::setrlimit(RLIMIT_CORE, &core) != 0 ||
       ::setrlimit(RLIMIT_FSIZE, &fsize) != 0) {
     fail(1, errno);
@@ -195,11 +201,19 @@ absl::StatusOr<ProcessOutcome> RunProcess(const ProcessLaunch& launch, const Can
   if (launch.status_fd) RETURN_IF_ERROR(MakePipe(status));
   UniqueFd dev_null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (dev_null.get() < 0) {
-    return absl::InternalError(absl::StrCat("sandbox: cannot open /dev/null: ", std::strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("sandbox: cannot open /dev/null: ", std::strerror(errno)));
   }
-  ChildSetup setup{::getpid(),       dev_null.get(), out.write.get(), err.write.get(),
-                   status.write.get(), failure.write.get(), cwd.empty() ? nullptr : cwd.c_str(),
-                   argv.data(),      envp.data(),    launch.memory_bytes};
+  ChildSetup setup{::getpid(),
+                   dev_null.get(),
+                   out.write.get(),
+                   err.write.get(),
+                   status.write.get(),
+                   failure.write.get(),
+                   cwd.empty() ? nullptr : cwd.c_str(),
+                   argv.data(),
+                   envp.data(),
+                   launch.memory_bytes};
 
   const auto start = SteadyClock::now();
   const pid_t pid = ::fork();
@@ -217,13 +231,14 @@ absl::StatusOr<ProcessOutcome> RunProcess(const ProcessLaunch& launch, const Can
   // EOF here means execve succeeded (the pipe is close-on-exec).
   ChildFailure child_failure{};
   ssize_t n;
-  while ((n = ::read(failure.read.get(), &child_failure, sizeof(child_failure))) < 0 && errno == EINTR) {
+  while ((n = ::read(failure.read.get(), &child_failure, sizeof(child_failure))) < 0 &&
+         errno == EINTR) {
   }
   if (n == static_cast<ssize_t>(sizeof(child_failure))) {
     WaitBlocking(pid);
-    return absl::FailedPreconditionError(
-        absl::StrCat("sandbox: cannot start ", launch.argv[0], ": ", kChildSteps[child_failure.step],
-                     " failed: ", std::strerror(child_failure.err)));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "sandbox: cannot start ", launch.argv[0], ": ", kChildSteps[child_failure.step],
+        " failed: ", std::strerror(child_failure.err)));
   }
 
   Capture out_capture(out.read.get(), launch.max_captured_bytes);
@@ -258,7 +273,8 @@ absl::StatusOr<ProcessOutcome> RunProcess(const ProcessLaunch& launch, const Can
     if (reason != KillReason::kNone) break;
     auto wait = kCancelCheckPeriod;
     if (has_deadline) {
-      wait = std::min(wait, std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1));
+      wait = std::min(wait,
+                      std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1));
     }
     PollCaptures(captures, wait);
   }
@@ -272,7 +288,8 @@ absl::StatusOr<ProcessOutcome> RunProcess(const ProcessLaunch& launch, const Can
     bool any_open = false;
     for (Capture* c : captures) any_open |= c->open;
     if (!any_open) break;
-    PollCaptures(captures, std::chrono::duration_cast<milliseconds>(drain_until - now) + milliseconds(1));
+    PollCaptures(captures,
+                 std::chrono::duration_cast<milliseconds>(drain_until - now) + milliseconds(1));
   }
 
   ProcessOutcome outcome;

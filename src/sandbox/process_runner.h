@@ -50,9 +50,9 @@ struct ProcessLaunch {
   std::vector<std::string> env;
   // Working directory of the child; empty = the caller's.
   std::filesystem::path cwd;
-  uint64_t memory_bytes = 256ull << 20;  // RLIMIT_AS [256 MiB]
-  uint32_t max_processes = 64;           // tasks in the tree, see above [64]
-  uint32_t extra_tasks = 0;  // tasks of the launcher itself (bwrap: 2) [0]
+  uint64_t memory_bytes = 256ull << 20;    // RLIMIT_AS [256 MiB]
+  uint32_t max_processes = 64;             // tasks in the tree, see above [64]
+  uint32_t extra_tasks = 0;                // tasks of the launcher itself (bwrap: 2) [0]
   std::chrono::milliseconds wall_time{0};  // 0 = no limit [0]
   size_t max_captured_bytes = 1 << 20;     // per stream [1 MiB]
   // If true the child gets the write end of an extra pipe as fd 3 and its

@@ -48,22 +48,22 @@ struct SandboxSpec {
   // Extra environment. The sandbox starts from an empty environment plus
   // PATH, HOME=/artel/work, the ARTEL_* dirs above and these.
   std::map<std::string, std::string> env;
-  uint64_t memory_bytes = 256ull << 20;  // address-space limit per process [256 MiB]
-  uint32_t max_processes = 64;           // processes/threads [64]
+  uint64_t memory_bytes = 256ull << 20;    // address-space limit per process [256 MiB]
+  uint32_t max_processes = 64;             // processes/threads [64]
   std::chrono::milliseconds wall_time{0};  // 0 = no limit [0]
   size_t max_captured_bytes = 1 << 20;     // per stream, stdout and stderr [1 MiB]
 };
 
 struct SandboxResult {
   enum class Termination {
-    kExited,       // exited by itself; see exit_code
-    kSignaled,     // killed by a signal it did not get from us; see signal
-    kTimedOut,     // wall_time passed; tree killed
-    kCancelled,    // CancelFlag set; tree killed
+    kExited,     // exited by itself; see exit_code
+    kSignaled,   // killed by a signal it did not get from us; see signal
+    kTimedOut,   // wall_time passed; tree killed
+    kCancelled,  // CancelFlag set; tree killed
   };
   Termination termination = Termination::kExited;
-  int exit_code = -1;  // valid when kExited
-  int signal = 0;      // valid when kSignaled
+  int exit_code = -1;       // valid when kExited
+  int signal = 0;           // valid when kSignaled
   std::string stdout_data;  // at most max_captured_bytes
   std::string stderr_data;  // at most max_captured_bytes
   bool stdout_truncated = false;

@@ -36,7 +36,8 @@ class SandboxContractTest : public ::testing::TestWithParam<Implementation> {
   }
 
   // Runs `body` as a /bin/sh script; `adjust` may change the spec first.
-  SandboxResult RunScript(const std::string& body, const std::function<void(SandboxSpec&)>& adjust = {},
+  SandboxResult RunScript(const std::string& body,
+                          const std::function<void(SandboxSpec&)>& adjust = {},
                           const CancelFlag& cancel = CancelFlag()) {
     SandboxSpec spec = MakeSpec(dir_.path(), WriteScript(dir_.path(), "app.sh", body));
     if (adjust) adjust(spec);
@@ -56,7 +57,9 @@ TEST_P(SandboxContractTest, ExitCodePassesThrough) {
 }
 
 TEST_P(SandboxContractTest, ArgumentsPassThrough) {
-  SandboxResult result = RunScript("printf '%s|' \"$@\"", [](SandboxSpec& s) { s.args = {"a b", "--c"}; });
+  SandboxResult result = RunScript("printf '%s|' \"$@\"", [](SandboxSpec& s) {
+    s.args = {"a b", "--c"};
+  });
   EXPECT_EQ(result.stdout_data, "a b|--c|");
 }
 
@@ -75,9 +78,9 @@ TEST_P(SandboxContractTest, StdoutAndStderrAreCapturedSeparately) {
 }
 
 TEST_P(SandboxContractTest, LargeOutputIsTruncatedAndTheAppNeverBlocks) {
-  SandboxResult result = RunScript(
-      "head -c 10000000 /dev/zero; head -c 10000000 /dev/zero >&2; exit 3",
-      [](SandboxSpec& s) { s.max_captured_bytes = 4096; });
+  SandboxResult result =
+      RunScript("head -c 10000000 /dev/zero; head -c 10000000 /dev/zero >&2; exit 3",
+                [](SandboxSpec& s) { s.max_captured_bytes = 4096; });
   EXPECT_EQ(result.termination, Termination::kExited);
   EXPECT_EQ(result.exit_code, 3);
   EXPECT_EQ(result.stdout_data.size(), 4096u);
@@ -88,8 +91,9 @@ TEST_P(SandboxContractTest, LargeOutputIsTruncatedAndTheAppNeverBlocks) {
 
 TEST_P(SandboxContractTest, WallTimeExceededKillsTheWholeTree) {
   const std::string token = UniqueSleepToken();
-  SandboxResult result = RunScript("sleep " + token + " & sleep 100",
-                                   [](SandboxSpec& s) { s.wall_time = std::chrono::milliseconds(300); });
+  SandboxResult result = RunScript("sleep " + token + " & sleep 100", [](SandboxSpec& s) {
+    s.wall_time = std::chrono::milliseconds(300);
+  });
   EXPECT_EQ(result.termination, Termination::kTimedOut);
   EXPECT_GE(result.runtime.count(), 300);
   EXPECT_LT(result.runtime.count(), 3000);
@@ -110,7 +114,8 @@ TEST_P(SandboxContractTest, CancelKillsTheTreeQuickly) {
   std::chrono::steady_clock::time_point cancelled_at;
   const auto started = dir_.path() / "out" / "started";
   std::thread canceller([&] {
-    while (!std::filesystem::exists(started)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (!std::filesystem::exists(started))
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     cancelled_at = std::chrono::steady_clock::now();
     cancel.Cancel();
   });
@@ -132,7 +137,8 @@ TEST_P(SandboxContractTest, CancelBeforeRunReturnsCancelled) {
 
 TEST_P(SandboxContractTest, OutputsAndCheckpointsAppearOnTheHost) {
   SandboxResult result = RunScript(
-      "echo result > \"$ARTEL_OUTPUT_DIR/out.txt\" && echo step > \"$ARTEL_CHECKPOINT_DIR/ckpt\" && "
+      "echo result > \"$ARTEL_OUTPUT_DIR/out.txt\" && echo step > \"$ARTEL_CHECKPOINT_DIR/ckpt\" "
+      "&& "
       "echo scratch > scratch.txt");
   EXPECT_EQ(result.exit_code, 0) << result.stderr_data;
   EXPECT_EQ(ReadFile(dir_.path() / "out" / "out.txt"), "result\n");
@@ -152,9 +158,12 @@ TEST_P(SandboxContractTest, EnvironmentHoldsSpecEnvAndArtelDirsOnly) {
   ::setenv("ARTEL_TEST_WORKER_SECRET", "leak", 1);
   SandboxResult result = RunScript(
       "printf '%s|%s|%s|' \"$FOO\" \"$ARTEL_TEST_WORKER_SECRET\" \"$PATH\"\n"
-      "[ \"$(pwd -P)\" = \"$(cd \"$ARTEL_WORK_DIR\" && pwd -P)\" ] && [ \"$HOME\" = \"$ARTEL_WORK_DIR\" ] "
+      "[ \"$(pwd -P)\" = \"$(cd \"$ARTEL_WORK_DIR\" && pwd -P)\" ] && [ \"$HOME\" = "
+      "\"$ARTEL_WORK_DIR\" ] "
       "&& [ -d \"$ARTEL_OUTPUT_DIR\" ] && [ -d \"$ARTEL_CHECKPOINT_DIR\" ] && echo dirs-ok",
-      [](SandboxSpec& s) { s.env = {{"FOO", "bar baz"}}; });
+      [](SandboxSpec& s) {
+        s.env = {{"FOO", "bar baz"}};
+      });
   ::unsetenv("ARTEL_TEST_WORKER_SECRET");
   EXPECT_EQ(result.stdout_data, "bar baz||/usr/bin:/bin|dirs-ok\n") << result.stderr_data;
 }
@@ -162,9 +171,11 @@ TEST_P(SandboxContractTest, EnvironmentHoldsSpecEnvAndArtelDirsOnly) {
 TEST_P(SandboxContractTest, MemoryLimitStopsAnAllocationFarBeyondIt) {
   // `tail -c N` of a pipe keeps N bytes in memory.
   auto limit = [](SandboxSpec& s) { s.memory_bytes = 64ull << 20; };
-  SandboxResult small = RunScript("head -c 300000000 /dev/zero | tail -c 1000000 >/dev/null", limit);
+  SandboxResult small =
+      RunScript("head -c 300000000 /dev/zero | tail -c 1000000 >/dev/null", limit);
   EXPECT_EQ(small.exit_code, 0) << "control run failed: " << small.stderr_data;
-  SandboxResult large = RunScript("head -c 300000000 /dev/zero | tail -c 250000000 >/dev/null", limit);
+  SandboxResult large =
+      RunScript("head -c 300000000 /dev/zero | tail -c 250000000 >/dev/null", limit);
   EXPECT_FALSE(large.termination == Termination::kExited && large.exit_code == 0)
       << "allocated 250 MB under a 64 MiB limit";
 }
@@ -173,8 +184,8 @@ TEST_P(SandboxContractTest, ProcessLimitStopsTooManyProcesses) {
   auto limit = [](SandboxSpec& s) { s.max_processes = 16; };
   SandboxResult few = RunScript("for i in 1 2 3 4 5; do sleep 0.2 & done; wait", limit);
   EXPECT_EQ(few.exit_code, 0) << "control run failed: " << few.stderr_data;
-  SandboxResult many = RunScript(
-      "i=0; while [ $i -lt 100 ]; do sleep 5 & i=$((i+1)); done; wait; exit 0", limit);
+  SandboxResult many =
+      RunScript("i=0; while [ $i -lt 100 ]; do sleep 5 & i=$((i+1)); done; wait; exit 0", limit);
   EXPECT_FALSE(many.termination == Termination::kExited && many.exit_code == 0);
   EXPECT_LT(many.runtime.count(), 4000);
 }
@@ -192,14 +203,14 @@ TEST_P(SandboxContractTest, MissingWorkDirIsAnError) {
 
 INSTANTIATE_TEST_SUITE_P(
     AllSandboxes, SandboxContractTest,
-    ::testing::Values(
-        Implementation{"Bubblewrap",
-                       []() -> std::unique_ptr<Sandbox> {
-                         auto sandbox = BubblewrapSandbox::Create();
-                         EXPECT_TRUE(sandbox.ok()) << sandbox.status();
-                         return sandbox.ok() ? *std::move(sandbox) : nullptr;
-                       }},
-        Implementation{"PlainProcess", [] { return std::make_unique<PlainProcessSandbox>(); }}),
+    ::testing::Values(Implementation{"Bubblewrap",
+                                     []() -> std::unique_ptr<Sandbox> {
+                                       auto sandbox = BubblewrapSandbox::Create();
+                                       EXPECT_TRUE(sandbox.ok()) << sandbox.status();
+                                       return sandbox.ok() ? *std::move(sandbox) : nullptr;
+                                     }},
+                      Implementation{"PlainProcess",
+                                     [] { return std::make_unique<PlainProcessSandbox>(); }}),
     [](const ::testing::TestParamInfo<Implementation>& info) { return info.param.name; });
 
 }  // namespace

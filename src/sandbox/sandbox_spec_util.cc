@@ -11,7 +11,8 @@
 namespace artel {
 
 std::vector<std::string> SandboxEnvironment(const SandboxSpec& spec, const std::string& work,
-                                            const std::string& output, const std::string& checkpoint) {
+                                            const std::string& output,
+                                            const std::string& checkpoint) {
   std::map<std::string, std::string> vars{{"PATH", "/usr/bin:/bin"}};
   for (const auto& [name, value] : spec.env) vars[name] = value;
   vars["HOME"] = work;
@@ -32,18 +33,21 @@ absl::Status ValidateSandboxSpec(const SandboxSpec& spec) {
                      "' is missing or not an executable regular file; check the app cache"));
   }
   const std::pair<const char*, const std::filesystem::path*> dirs[] = {
-      {"work_dir", &spec.work_dir}, {"output_dir", &spec.output_dir}, {"checkpoint_dir", &spec.checkpoint_dir}};
+      {"work_dir", &spec.work_dir},
+      {"output_dir", &spec.output_dir},
+      {"checkpoint_dir", &spec.checkpoint_dir}};
   for (const auto& [what, dir] : dirs) {
     std::error_code ec;
     if (dir->empty() || !std::filesystem::is_directory(*dir, ec)) {
-      return absl::FailedPreconditionError(absl::StrCat("sandbox: ", what, " '", dir->string(),
-                                                        "' is not a directory; create it before Run"));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "sandbox: ", what, " '", dir->string(), "' is not a directory; create it before Run"));
     }
   }
   for (const auto& [name, value] : spec.env) {
-    if (name.empty() || name.find('=') != std::string::npos || name.find('\0') != std::string::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("sandbox: environment variable name '", name, "' is invalid; use NAME without '='"));
+    if (name.empty() || name.find('=') != std::string::npos ||
+        name.find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("sandbox: environment variable name '", name,
+                                                     "' is invalid; use NAME without '='"));
     }
   }
   return absl::OkStatus();

@@ -14,7 +14,8 @@ namespace artel {
 // spec.env, then HOME=work, ARTEL_WORK_DIR=work, ARTEL_OUTPUT_DIR=output,
 // ARTEL_CHECKPOINT_DIR=checkpoint (these win over spec.env), as "NAME=value".
 std::vector<std::string> SandboxEnvironment(const SandboxSpec& spec, const std::string& work,
-                                            const std::string& output, const std::string& checkpoint);
+                                            const std::string& output,
+                                            const std::string& checkpoint);
 
 // Checks what both sandboxes need before they start: the executable is an
 // executable regular file, the three directories exist and the names in

@@ -14,7 +14,8 @@ namespace artel::testing {
 
 TempDir::TempDir() {
   const char* tmp = std::getenv("TMPDIR");
-  std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/artel_sandbox_test_XXXXXX";
+  std::string pattern =
+      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/artel_sandbox_test_XXXXXX";
   if (::mkdtemp(pattern.data()) == nullptr) std::abort();
   path_ = pattern;
 }

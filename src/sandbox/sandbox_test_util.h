@@ -25,7 +25,8 @@ class TempDir {
 
 // Writes `body` after a "#!<interpreter>" line to dir/name, mode 0755.
 std::filesystem::path WriteScript(const std::filesystem::path& dir, const std::string& name,
-                                  const std::string& body, const std::string& interpreter = "/bin/sh");
+                                  const std::string& body,
+                                  const std::string& interpreter = "/bin/sh");
 
 // Creates dir/{work,out,checkpoint} and a spec for `executable` using them.
 SandboxSpec MakeSpec(const std::filesystem::path& dir, const std::filesystem::path& executable);

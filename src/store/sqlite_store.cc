@@ -115,9 +115,8 @@ SqliteStore::~SqliteStore() {
 
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     absl::Status status = SqliteError(db, path, rc, "open");
     sqlite3_close_v2(db);
@@ -140,9 +139,9 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
       &journal_mode, nullptr);
   if (rc != SQLITE_OK) return SqliteError(db, path, rc, "PRAGMA journal_mode=WAL");
   if (journal_mode != "wal" && journal_mode != "memory") {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "sqlite database '", path, "': cannot enable WAL journal mode (got '", journal_mode,
-        "'); put the database on a local file system"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("sqlite database '", path, "': cannot enable WAL journal mode (got '",
+                     journal_mode, "'); put the database on a local file system"));
   }
   RETURN_IF_ERROR(exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF"));
 
@@ -164,9 +163,9 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
           "; this is not an artel database, or it is damaged; restore it from a backup"));
     }
     if (version > kLatestVersion) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "sqlite database '", path, "': database schema version ", version,
-          " is newer than this artel (", kLatestVersion, "); upgrade artel"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("sqlite database '", path, "': database schema version ", version,
+                       " is newer than this artel (", kLatestVersion, "); upgrade artel"));
     }
     for (int v = version; v < kLatestVersion; ++v) RETURN_IF_ERROR(exec(kMigrations[v]));
     if (version == kLatestVersion) return absl::OkStatus();
@@ -302,10 +301,10 @@ absl::Status ReadRecords(sqlite3* db, const std::string& path, absl::string_view
   while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
     Msg msg;
     if (!msg.ParseFromArray(sqlite3_column_blob(raw, 1), sqlite3_column_bytes(raw, 1))) {
-      return absl::DataLossError(absl::StrCat(
-          "sqlite database '", path, "': table ", table, ", key ", ColumnKey(raw, 0),
-          ": stored record does not parse as ", Msg::descriptor()->full_name(),
-          "; restore the database from a backup"));
+      return absl::DataLossError(
+          absl::StrCat("sqlite database '", path, "': table ", table, ", key ", ColumnKey(raw, 0),
+                       ": stored record does not parse as ", Msg::descriptor()->full_name(),
+                       "; restore the database from a backup"));
     }
     out.push_back(std::move(msg));
   }
@@ -337,8 +336,8 @@ absl::Status SqliteStore::ReadAll(StoreSnapshot& out) {
   RETURN_IF_ERROR(ReadRecords(db_, path_, "tasks", "SELECT id, record FROM tasks", out.tasks));
   RETURN_IF_ERROR(
       ReadRecords(db_, path_, "replicas", "SELECT id, record FROM replicas", out.replicas));
-  RETURN_IF_ERROR(ReadRecords(db_, path_, "workers",
-                              "SELECT id, record FROM workers ORDER BY id", out.workers));
+  RETURN_IF_ERROR(ReadRecords(db_, path_, "workers", "SELECT id, record FROM workers ORDER BY id",
+                              out.workers));
   RETURN_IF_ERROR(ReadRecords(db_, path_, "jobs", "SELECT id, record FROM jobs", out.jobs));
   RETURN_IF_ERROR(ReadRecords(db_, path_, "apps",
                               "SELECT name || ' version ' || version, record FROM apps "

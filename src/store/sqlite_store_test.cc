@@ -96,10 +96,10 @@ TEST(SqliteStore, NewerSchemaVersionIsRefusedWithUpgradeAdvice) {
   auto store = SqliteStore::Open(dir.File("db"));
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(std::string(store.status().message()),
-              HasSubstr("database schema version " + std::to_string(newer) +
-                        " is newer than this artel (" +
-                        std::to_string(SqliteStore::LatestSchemaVersion()) + "); upgrade artel"));
+  EXPECT_THAT(
+      std::string(store.status().message()),
+      HasSubstr("database schema version " + std::to_string(newer) + " is newer than this artel (" +
+                std::to_string(SqliteStore::LatestSchemaVersion()) + "); upgrade artel"));
 }
 
 TEST(SqliteStore, NegativeSchemaVersionIsRefusedAsDataLoss) {
@@ -149,9 +149,10 @@ TEST(SqliteStore, FailedApplyLeavesNothingHalfWritten) {
   ASSERT_TRUE(store->Apply(OneOfEach(1, /*version=*/1)).ok());
   // Tasks and replicas are written before workers; the trigger makes the
   // update of worker w1 fail in the middle of the transaction.
-  RawDb(dir.File("db")).Exec(
-      "CREATE TRIGGER fail_workers BEFORE UPDATE ON workers "
-      "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+  RawDb(dir.File("db"))
+      .Exec(
+          "CREATE TRIGGER fail_workers BEFORE UPDATE ON workers "
+          "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
   WriteBatch failing = OneOfEach(1, /*version=*/2);
   failing.Append(OneOfEach(2));
   absl::Status status = store->Apply(failing);

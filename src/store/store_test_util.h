@@ -183,8 +183,7 @@ inline void ExpectSnapshotEq(const StoreSnapshot& got, const StoreSnapshot& want
 // What Load returns after applying `batch` alone to an empty store, when
 // `batch` has no duplicate keys and its records are already sorted by key.
 inline StoreSnapshot AsSnapshot(const WriteBatch& batch) {
-  StoreSnapshot s{batch.tasks, batch.replicas, batch.workers,
-                  batch.jobs,  batch.apps,     batch.tokens};
+  StoreSnapshot s{batch.tasks, batch.replicas, batch.workers, batch.jobs, batch.apps, batch.tokens};
   for (v1::TaskInfo& t : s.tasks) t.clear_replicas();
   return s;
 }

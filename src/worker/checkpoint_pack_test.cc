@@ -9,7 +9,8 @@ namespace {
 
 std::filesystem::path TempDir(const std::string& name) {
   auto p = std::filesystem::temp_directory_path() /
-           (name + "-" + std::to_string(::getpid()) + "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+           (name + "-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p;

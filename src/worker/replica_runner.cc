@@ -31,18 +31,19 @@ RunDirs::RunDirs(const std::filesystem::path& r)
 
 absl::Status ReplicaRunner::Materialize(const std::string& digest,
                                         const std::filesystem::path& dest, bool executable) {
-  ASSIGN_OR_RETURN(std::filesystem::path cached,
-                   cache_.Acquire(digest, [&](BlobWriter& w) { return blobs_.Download(digest, w); }));
+  ASSIGN_OR_RETURN(std::filesystem::path cached, cache_.Acquire(digest, [&](BlobWriter& w) {
+    return blobs_.Download(digest, w);
+  }));
   std::error_code ec;
   std::filesystem::copy_file(cached, dest, std::filesystem::copy_options::overwrite_existing, ec);
   cache_.Release(digest);
   if (ec) return absl::InternalError("cannot copy blob " + digest + ": " + ec.message());
   using std::filesystem::perms;
   std::filesystem::permissions(
-      dest, executable ? perms::owner_all | perms::group_read | perms::group_exec |
-                             perms::others_read | perms::others_exec
-                       : perms::owner_read | perms::owner_write | perms::group_read |
-                             perms::others_read,
+      dest,
+      executable ? perms::owner_all | perms::group_read | perms::group_exec | perms::others_read |
+                       perms::others_exec
+                 : perms::owner_read | perms::owner_write | perms::group_read | perms::others_read,
       ec);
   return absl::OkStatus();
 }
@@ -137,7 +138,8 @@ std::optional<v1::ReplicaReport> ReplicaRunner::Run(const v1::Assignment& a, con
       report.set_exit_code(result->exit_code);
       report.set_result(result->exit_code == 0 ? v1::RESULT_KIND_SUCCESS
                                                : v1::RESULT_KIND_APP_ERROR);
-      if (result->exit_code != 0) report.set_error("exited with code " + std::to_string(result->exit_code));
+      if (result->exit_code != 0)
+        report.set_error("exited with code " + std::to_string(result->exit_code));
       break;
     case T::kTimedOut:
       report.set_result(v1::RESULT_KIND_APP_ERROR);

@@ -34,7 +34,8 @@ Worker::Worker(WorkerOptions options, Sandbox& sandbox)
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  channel_ = grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(), args);
+  channel_ =
+      grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(), args);
   stub_ = v1::WorkerService::NewStub(channel_);
   blobs_ = std::make_unique<BlobClient>(channel_, options_.token);
   if (options_.name.empty()) options_.name = HostName();
@@ -89,7 +90,8 @@ absl::Status Worker::Register() {
       return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
                           "the coordinator refused registration: " + s.error_message());
     }
-    spdlog::warn("coordinator {} unreachable ({}); retrying", options_.coordinator, s.error_message());
+    spdlog::warn("coordinator {} unreachable ({}); retrying", options_.coordinator,
+                 s.error_message());
     std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
     backoff_ms = std::min(backoff_ms * 2, 2000);
   }
@@ -144,8 +146,8 @@ absl::Status Worker::Run() {
     }
     v1::FetchWorkResponse resp;
     grpc::ClientContext ctx;
-    grpc::Status s =
-        stub_->FetchWork(Prepare(ctx, static_cast<int>(10'000 + options_.fetch_wait_ms)), req, &resp);
+    grpc::Status s = stub_->FetchWork(
+        Prepare(ctx, static_cast<int>(10'000 + options_.fetch_wait_ms)), req, &resp);
     if (!s.ok()) {
       if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
         if (absl::Status r = Register(); !r.ok() && !stop_.load()) {

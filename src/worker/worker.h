@@ -30,9 +30,9 @@ namespace artel {
 struct WorkerOptions {
   std::string coordinator = "127.0.0.1:7700";
   std::string token;
-  std::filesystem::path data_dir;  // worker.id, blob cache, run dirs
-  std::string name;                // shown by `artel workers` [host name]
-  uint32_t cores = 1;              // task slots by core [1]
+  std::filesystem::path data_dir;      // worker.id, blob cache, run dirs
+  std::string name;                    // shown by `artel workers` [host name]
+  uint32_t cores = 1;                  // task slots by core [1]
   uint64_t memory_bytes = 4ull << 30;  // memory offered to tasks [4 GiB]
   uint64_t disk_bytes = 10ull << 30;   // blob cache budget [10 GiB]
   uint64_t idle_poll_ms = 50;          // recheck for free slots when full [50 ms]
