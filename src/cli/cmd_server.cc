@@ -71,6 +71,8 @@ struct WorkerFlags {
   uint32_t cores = 1;
   std::string memory = "4G";
   std::string disk = "10G";
+  uint32_t gpus = 0;
+  std::string gpu_memory = "0";
   std::string inject_fault;
   bool unsandboxed = false;
 };
@@ -86,6 +88,11 @@ void RunWorker(const WorkerFlags& f) {
   options.cores = f.cores;
   options.memory_bytes = OrFail(ParseBytes(f.memory));
   options.disk_bytes = OrFail(ParseBytes(f.disk));
+  options.gpus = f.gpus;
+  options.gpu_memory_bytes = OrFail(ParseBytes(f.gpu_memory));
+  if ((f.gpus == 0) != (options.gpu_memory_bytes == 0)) {
+    Fail("give both --gpus and --gpu-memory (the memory of one GPU), or neither", 2);
+  }
   if (f.cores == 0) Fail("--cores must be at least 1", 2);
   if (f.inject_fault == "corrupt-results") {
     options.runner.corrupt_results = true;
@@ -142,6 +149,8 @@ void AddServerCommands(CLI::App& app) {
   w->add_option("--memory", wf->memory, "memory lent to tasks, e.g. 4G")->capture_default_str();
   w->add_option("--disk", wf->disk, "disk budget of the blob cache, e.g. 10G")
       ->capture_default_str();
+  w->add_option("--gpus", wf->gpus, "GPUs lent to tasks")->capture_default_str();
+  w->add_option("--gpu-memory", wf->gpu_memory, "memory of one GPU, e.g. 16G");
   w->add_option("--inject-fault", wf->inject_fault,
                 "TESTING AID: corrupt-results makes this worker report wrong results");
   w->add_flag("--unsandboxed", wf->unsandboxed,

@@ -13,7 +13,7 @@ struct SubmitFlags {
   std::string app, version, job;
   std::vector<std::string> args, inputs;
   uint32_t count = 1, quorum = 0, replicas = 0, max_total = 0, max_errors = 0, cores = 0;
-  std::string lease, deadline, memory, wall_time;
+  std::string lease, deadline, memory, wall_time, gpu_memory;
   bool wait = false, json = false;
 };
 
@@ -98,6 +98,7 @@ void Submit(const SubmitFlags& f) {
     r->set_cores(f.cores);
     if (!f.memory.empty()) r->set_memory_bytes(OrFail(ParseBytes(f.memory)));
     if (!f.wall_time.empty()) r->set_wall_time_ms(OrFail(ParseDurationMs(f.wall_time)));
+    if (!f.gpu_memory.empty()) r->set_gpu_memory_bytes(OrFail(ParseBytes(f.gpu_memory)));
   }
   v1::SubmitResponse resp = OrFail(client->Submit(req));
   std::vector<uint64_t> ids(resp.task_ids().begin(), resp.task_ids().end());
@@ -161,6 +162,7 @@ void AddTaskCommands(CLI::App& app) {
   s->add_option("--deadline", sf->deadline, "give up after this long, e.g. 1h [none]");
   s->add_option("--cores", sf->cores, "cores per replica [1]");
   s->add_option("--memory", sf->memory, "memory limit per replica, e.g. 512M [256M]");
+  s->add_option("--gpu-memory", sf->gpu_memory, "GPU memory per replica, e.g. 8G [none]");
   s->add_option("--wall-time", sf->wall_time, "wall-time limit per replica, e.g. 10m [none]");
   s->add_option("--job", sf->job, "job name");
   s->add_flag("--wait", sf->wait, "wait until every task finished; exit 0 if all succeeded");

@@ -72,6 +72,8 @@ absl::Status Worker::Register() {
   req.set_cores(options_.cores);
   req.set_memory_bytes(options_.memory_bytes);
   req.set_disk_bytes(options_.disk_bytes);
+  req.set_gpus(options_.gpus);
+  req.set_gpu_memory_bytes(options_.gpu_memory_bytes);
   req.set_sandboxed(sandbox_.isolated());
   int backoff_ms = 100;
   while (!stop_.load()) {

@@ -35,6 +35,8 @@ struct WorkerOptions {
   uint32_t cores = 1;                  // task slots by core [1]
   uint64_t memory_bytes = 4ull << 30;  // memory offered to tasks [4 GiB]
   uint64_t disk_bytes = 10ull << 30;   // blob cache budget [10 GiB]
+  uint32_t gpus = 0;                   // GPUs offered [0]
+  uint64_t gpu_memory_bytes = 0;       // memory of one GPU [0]
   uint64_t idle_poll_ms = 50;          // recheck for free slots when full [50 ms]
   uint64_t fetch_wait_ms = 2000;       // long poll of one FetchWork [2 s]
   RunnerOptions runner;
