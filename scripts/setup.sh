@@ -9,7 +9,7 @@ PACKAGES=(
   libsqlite3-dev libssl-dev libabsl-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
   libgtest-dev libgmock-dev
-  bubblewrap
+  bubblewrap zlib1g-dev
 )
 
 missing=()
