@@ -10,6 +10,7 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
   libgtest-dev libgmock-dev
   bubblewrap zlib1g-dev
+  libtorch-dev python3-torch dataset-fashion-mnist
 )
 
 missing=()

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -100,11 +101,10 @@ void WriteFile(const std::filesystem::path& path, const std::string& data) {
 
 void WriteExecutable(const std::filesystem::path& path, const std::string& body) {
   WriteFile(path, body);
-  std::filesystem::permissions(path, std::filesystem::perms::owner_all |
-                                         std::filesystem::perms::group_read |
-                                         std::filesystem::perms::group_exec |
-                                         std::filesystem::perms::others_read |
-                                         std::filesystem::perms::others_exec);
+  std::filesystem::permissions(
+      path, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
+                std::filesystem::perms::others_exec);
 }
 
 std::string ReadFile(const std::filesystem::path& path) {
@@ -121,6 +121,23 @@ std::vector<std::string> Lines(const std::string& text) {
     if (!line.empty()) lines.push_back(line);
   }
   return lines;
+}
+
+std::string UniqueMarker() {
+  static int counter = 0;
+  return "marker-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
+}
+
+bool ProcessWithArgumentExists(const std::string& marker) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = ReadFile(e.path() / "cmdline");
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (cmdline.find(marker) != std::string::npos) return true;
+  }
+  return false;
 }
 
 std::vector<std::string> FastFailureDetection() {

@@ -49,7 +49,8 @@ struct CommandResult {
 // Runs `artel args...` and waits up to `timeout` (then SIGKILL). The child
 // sees this process's environment without any ARTEL_* variable, plus `env`
 // ("K=V").
-CommandResult RunArtel(const std::vector<std::string>& args, const std::vector<std::string>& env = {},
+CommandResult RunArtel(const std::vector<std::string>& args,
+                       const std::vector<std::string>& env = {},
                        std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
 // Calls `condition` every 50 ms until it returns true (returns true) or
@@ -63,6 +64,11 @@ std::string ReadFile(const std::filesystem::path& path);
 
 // Splits `text` into lines, dropping empty ones.
 std::vector<std::string> Lines(const std::string& text);
+
+// A string unique to this call, for finding an app's processes.
+std::string UniqueMarker();
+// True if some process on this machine has `marker` in its command line.
+bool ProcessWithArgumentExists(const std::string& marker);
 
 // Coordinator flags that make worker loss quick to detect.
 std::vector<std::string> FastFailureDetection();

@@ -112,8 +112,8 @@ TEST_F(MalformedRequests, CorruptedStoredBlobIsNeverHandedOut) {
   ASSERT_TRUE(digest.ok()) << digest.status();
   const auto stored = cluster().root() / "coordinator" / "blobs" / digest->substr(0, 2) / *digest;
   ASSERT_TRUE(std::filesystem::exists(stored)) << stored;
-  std::filesystem::permissions(stored, std::filesystem::perms::owner_read |
-                                           std::filesystem::perms::owner_write);
+  std::filesystem::permissions(
+      stored, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   WriteFile(stored, "precious dat4");  // same size, one byte flipped: bit rot
   const auto dest = dir() / "downloaded";
   absl::Status s = client().blobs().DownloadToFile(*digest, dest);

@@ -21,7 +21,8 @@ class Listener {
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof(addr);
     if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-        ::listen(fd_, 8) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+        ::listen(fd_, 8) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
       ADD_FAILURE() << "cannot listen on 127.0.0.1";
       return;
     }
@@ -51,18 +52,18 @@ TEST_F(SandboxIsolation, AppCannotReachNetworkOrWriteOutsideItsDirectories) {
   StartCluster();
   const auto host_file = dir() / "escaped";
   // Each attempt prints what happened; the app exits 7 if any was refused.
-  const std::string script = R"(#!/bin/sh
+  std::string script = R"(#!/bin/sh
 refused=0
 bash -c 'echo bash-runs'
-if bash -c 'echo hello > /dev/tcp/127.0.0.1/)" + std::to_string(listener.port()) +
-                             R"(' 2>/dev/null; then echo net:connected; else echo net:refused; refused=1; fi
-if echo x > ')" + host_file.string() +
-                             R"(' 2>/dev/null; then echo host:written; else echo host:refused; refused=1; fi
+if bash -c 'echo hello > /dev/tcp/127.0.0.1/@PORT@' 2>/dev/null; then echo net:connected; else echo net:refused; refused=1; fi
+if echo x > '@HOST_FILE@' 2>/dev/null; then echo host:written; else echo host:refused; refused=1; fi
 if echo x > /usr/x 2>/dev/null; then echo usr:written; else echo usr:refused; refused=1; fi
 if echo x > /etc/x 2>/dev/null; then echo etc:written; else echo etc:refused; refused=1; fi
 echo inside > "$ARTEL_OUTPUT_DIR/allowed"
 [ $refused -eq 0 ] || exit 7
 )";
+  script.replace(script.find("@PORT@"), 6, std::to_string(listener.port()));
+  script.replace(script.find("@HOST_FILE@"), 11, host_file.string());
   AddScriptApp("escape", script);
   AddWorker("w1");
   absl::StatusOr<v1::SubmitResponse> resp = client().Submit(OneTask("escape"));
@@ -74,8 +75,9 @@ echo inside > "$ARTEL_OUTPUT_DIR/allowed"
   ASSERT_EQ(t.replicas_size(), 1);
   EXPECT_EQ(t.replicas(0).exit_code(), 7);
   const std::string out = Output(id, "stdout");
-  EXPECT_NE(out.find("bash-runs"), std::string::npos) << "bash did not run: the test proves nothing\n"
-                                                      << out;
+  EXPECT_NE(out.find("bash-runs"), std::string::npos)
+      << "bash did not run: the test proves nothing\n"
+      << out;
   EXPECT_NE(out.find("net:refused"), std::string::npos) << out;
   EXPECT_NE(out.find("usr:refused"), std::string::npos) << out;
   EXPECT_NE(out.find("etc:refused"), std::string::npos) << out;

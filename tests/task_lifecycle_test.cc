@@ -22,6 +22,12 @@ echo "about to fail" >&2
 exit 3
 )";
 
+// Runs for a minute unless stopped.
+constexpr char kEndlessApp[] = R"(#!/bin/sh
+i=0
+while [ $i -lt 300 ]; do sleep 0.2; i=$((i+1)); done
+)";
+
 class TaskLifecycle : public ClusterTest {};
 
 TEST_F(TaskLifecycle, HappyPathThroughClientReturnsOutputsOfTheApp) {
@@ -78,22 +84,25 @@ TEST_F(TaskLifecycle, HappyPathThroughCommandLineWritesResultFiles) {
 
   const auto input = dir() / "local-input.txt";
   WriteFile(input, "from the cli\n");
-  CommandResult submit = RunArtel(with_conn({"submit", "--app", "upper", "--arg", "x{i}", "--input",
-                                             "in.txt=" + input.string(), "--count", "2", "--wait",
-                                             "--json"}));
+  CommandResult submit =
+      RunArtel(with_conn({"submit", "--app", "upper", "--arg", "x{i}", "--input",
+                          "in.txt=" + input.string(), "--count", "2", "--wait", "--json"}));
   ASSERT_EQ(submit.exit_code, 0) << submit.out << submit.err;
   // One {"id": N} line per task, then one line per finished task.
   std::vector<uint64_t> ids;
   for (const std::string& line : Lines(submit.out)) {
     nlohmann::json j = nlohmann::json::parse(line);
-    if (j.size() == 1) ids.push_back(j.at("id").get<uint64_t>());
-    else EXPECT_EQ(j.at("outcome"), "success") << line;
+    if (j.size() == 1)
+      ids.push_back(j.at("id").get<uint64_t>());
+    else
+      EXPECT_EQ(j.at("outcome"), "success") << line;
   }
   ASSERT_EQ(ids.size(), 2u) << submit.out;
 
   for (size_t i = 0; i < ids.size(); ++i) {
     const auto out = dir() / ("out-" + std::to_string(i));
-    CommandResult result = RunArtel(with_conn({"result", std::to_string(ids[i]), "--out", out.string()}));
+    CommandResult result =
+        RunArtel(with_conn({"result", std::to_string(ids[i]), "--out", out.string()}));
     ASSERT_EQ(result.exit_code, 0) << result.err;
     EXPECT_NE(result.out.find((out / "out.txt").string()), std::string::npos) << result.out;
     EXPECT_EQ(ReadFile(out / "out.txt"), "FROM THE CLI\nargs: x" + std::to_string(i) + "\n");
@@ -111,13 +120,15 @@ TEST_F(TaskLifecycle, CommandLineWaitStatusAndEnvironment) {
   // Connection through ARTEL_COORDINATOR / ARTEL_TOKEN only.
   const std::vector<std::string> env = {"ARTEL_COORDINATOR=" + cluster().address(),
                                         "ARTEL_TOKEN=" + cluster().admin_token()};
-  CommandResult ok = RunArtel({"submit", "--app", "upper", "--input", "in.txt=" + input.string(),
-                               "--json"}, env);
+  CommandResult ok =
+      RunArtel({"submit", "--app", "upper", "--input", "in.txt=" + input.string(), "--json"}, env);
   ASSERT_EQ(ok.exit_code, 0) << ok.err;
-  const std::string ok_id = std::to_string(nlohmann::json::parse(Lines(ok.out).at(0)).at("id").get<uint64_t>());
+  const std::string ok_id =
+      std::to_string(nlohmann::json::parse(Lines(ok.out).at(0)).at("id").get<uint64_t>());
   CommandResult bad = RunArtel({"submit", "--app", "fails", "--json"}, env);
   ASSERT_EQ(bad.exit_code, 0) << bad.err;
-  const std::string bad_id = std::to_string(nlohmann::json::parse(Lines(bad.out).at(0)).at("id").get<uint64_t>());
+  const std::string bad_id =
+      std::to_string(nlohmann::json::parse(Lines(bad.out).at(0)).at("id").get<uint64_t>());
 
   CommandResult wait_ok = RunArtel({"wait", ok_id, "--timeout", "60s"}, env);
   EXPECT_EQ(wait_ok.exit_code, 0) << wait_ok.out << wait_ok.err;
@@ -160,10 +171,56 @@ TEST_F(TaskLifecycle, CommandLineWaitStatusAndEnvironment) {
   EXPECT_NE(no_token.exit_code, 0);
   EXPECT_NE(no_token.err.find("ARTEL_TOKEN"), std::string::npos) << no_token.err;
   // A wrong address in the environment is used (and fails), proving it is read.
-  CommandResult wrong = RunArtel({"tasks"}, {"ARTEL_COORDINATOR=127.0.0.1:1",
-                                             "ARTEL_TOKEN=" + cluster().admin_token()});
+  CommandResult wrong = RunArtel(
+      {"tasks"}, {"ARTEL_COORDINATOR=127.0.0.1:1", "ARTEL_TOKEN=" + cluster().admin_token()});
   EXPECT_NE(wrong.exit_code, 0);
   EXPECT_NE(wrong.err.find("coordinator"), std::string::npos) << wrong.err;
+}
+
+TEST_F(TaskLifecycle, CancelEndsTheTaskAndKillsItsRunningApp) {
+  StartCluster();
+  AddScriptApp("endless", kEndlessApp);
+  AddWorker("w1");
+  const std::string marker = UniqueMarker();
+  absl::StatusOr<v1::SubmitResponse> resp = client().Submit(OneTask("endless", {marker}));
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  const std::string id = std::to_string(resp->task_ids(0));
+  ASSERT_TRUE(
+      PollUntil([&] { return ProcessWithArgumentExists(marker); }, std::chrono::seconds(20)))
+      << "the app never started";
+  const std::vector<std::string> conn = {"--coordinator", cluster().address(), "--token",
+                                         cluster().admin_token()};
+  auto with_conn = [&](std::vector<std::string> args) {
+    args.insert(args.end(), conn.begin(), conn.end());
+    return args;
+  };
+  CommandResult cancel = RunArtel(with_conn({"cancel", id}));
+  ASSERT_EQ(cancel.exit_code, 0) << cancel.err;
+  EXPECT_NE(cancel.out.find("task " + id + " cancelled"), std::string::npos) << cancel.out;
+
+  // The worker learns it with its next heartbeat and kills the whole tree.
+  EXPECT_TRUE(
+      PollUntil([&] { return !ProcessWithArgumentExists(marker); }, std::chrono::seconds(5)))
+      << "the cancelled app kept running";
+  absl::StatusOr<v1::TaskInfo> t = client().GetTask(resp->task_ids(0));
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->outcome(), v1::OUTCOME_SYSTEM_ERROR);
+  EXPECT_NE(t->reason().find("cancelled"), std::string::npos) << t->reason();
+  ASSERT_EQ(t->replicas_size(), 1);
+  EXPECT_EQ(t->replicas(0).state(), v1::REPLICA_STATE_CANCELLED);
+
+  CommandResult wait = RunArtel(with_conn({"wait", id}));
+  EXPECT_NE(wait.exit_code, 0);
+  EXPECT_NE(wait.out.find("system_error (cancelled"), std::string::npos) << wait.out;
+  CommandResult again = RunArtel(with_conn({"cancel", id}));
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("already finished"), std::string::npos) << again.err;
+  CommandResult result = RunArtel(with_conn({"result", id, "--out", (dir() / "r").string()}));
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.err.find("no result"), std::string::npos) << result.err;
+  CommandResult unknown = RunArtel(with_conn({"wait", "999"}));
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.err.find("999"), std::string::npos) << unknown.err;
 }
 
 }  // namespace

@@ -13,7 +13,10 @@ absl::Status FromGrpc(const grpc::Status& status, const std::string& doing) {
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
     message += " (is the coordinator running? check --coordinator / ARTEL_COORDINATOR)";
   }
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), doing + ": " + message);
+  // "task 7: task 7 does not exist" says it twice; the server's text suffices.
+  const bool named = message.rfind(doing, 0) == 0;
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      named ? message : doing + ": " + message);
 }
 
 Client::Client(const std::string& address, std::string token) : token_(std::move(token)) {

@@ -56,6 +56,7 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
       if (replicas_.at(rid).worker_id() == id) orphans.push_back(rid);
     }
     for (uint64_t rid : orphans) {
+      replicas_.at(rid).set_abandoned(true);
       LoseReplicaLocked(replicas_.at(rid), "worker " + id + " restarted", batch);
     }
     batch.workers.push_back(w.info);
@@ -148,7 +149,8 @@ absl::StatusOr<v1::FetchWorkResponse> Coordinator::FetchWork(const v1::FetchWork
           place, [&](uint64_t id) -> const TaskNeeds& { return tasks_.at(id).needs; },
           [&](uint64_t id) {
             for (uint64_t rid : tasks_.at(id).replica_ids) {
-              if (replicas_.at(rid).worker_id() == worker_id) return false;
+              const v1::ReplicaInfo& r = replicas_.at(rid);
+              if (r.worker_id() == worker_id && !r.abandoned()) return false;
             }
             return true;
           });

@@ -1,0 +1,225 @@
+// artel-ml: the worker-side program of artel's training jobs (DESIGN.md §6).
+// It runs inside the sandbox, reads its inputs by path (relative to the
+// working directory) and writes its outputs as safetensors files into the
+// output directory: --out DIR, else $ARTEL_OUTPUT_DIR.
+//
+//   artel-ml init   --model M                        -> params.safetensors
+//   artel-ml grad   --model M --params P --data D [--batch-size B --batch-index K | --all]
+//                                                    -> grad.safetensors
+//   artel-ml local  --model M --params P --data D --steps H --batch-size B --lr LR
+//                   --optimizer sgd|momentum|adam [--seed S] [--start-batch K]
+//                                                    -> delta.safetensors
+//   artel-ml eval   --model M --params P --data D [--predictions]
+//                                                    -> metrics.safetensors
+//   artel-ml export --model M --params P [--out DIR | --out FILE.pt]
+//                                                    -> trained.pt
+//
+// Exit codes: 0 done; 2 bad input or usage (message on stderr); 1 any other
+// failure. Single-threaded unless --threads N.
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "model.h"
+
+namespace artel::ml {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Flags {
+  std::string out;
+  int threads = 1;
+  std::string model, params, data;
+  int64_t batch_size = 0;
+  int64_t batch_index = -1;
+  bool all = false;
+  int64_t micro_batch = 256;
+  std::string optimizer = "sgd";
+  LocalOptions local;
+  bool predictions = false;
+};
+
+absl::StatusOr<fs::path> OutputDir(const Flags& flags) {
+  fs::path dir = flags.out;
+  if (dir.empty()) {
+    const char* env = std::getenv("ARTEL_OUTPUT_DIR");
+    if (env == nullptr || *env == '\0') {
+      return absl::InvalidArgumentError(
+          "no output directory: pass --out DIR or set ARTEL_OUTPUT_DIR");
+    }
+    dir = env;
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec)
+    return absl::InternalError(absl::StrCat("cannot create ", dir.string(), ": ", ec.message()));
+  return dir;
+}
+
+absl::Status Write(const TensorMap& map, const Flags& flags, const std::string& name) {
+  ASSIGN_OR_RETURN(fs::path dir, OutputDir(flags));
+  RETURN_IF_ERROR(WriteSafetensors(map, dir / name));
+  std::cout << name;
+  for (const auto& [key, value] : map.metadata) std::cout << " " << key << "=" << value;
+  std::cout << "\n";
+  return absl::OkStatus();
+}
+
+// Loads the model and, unless `params_path` is empty, sets its parameters.
+absl::StatusOr<std::unique_ptr<Model>> LoadModel(const Flags& flags) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(flags.model));
+  if (!flags.params.empty()) {
+    ASSIGN_OR_RETURN(TensorMap params, ReadSafetensors(flags.params));
+    absl::Status set = model->SetParameters(params);
+    if (!set.ok()) return absl::Status(set.code(), absl::StrCat(flags.params, ": ", set.message()));
+  }
+  return model;
+}
+
+absl::StatusOr<TensorMap> ReadShard(const Flags& flags) {
+  ASSIGN_OR_RETURN(TensorMap data, ReadSafetensors(flags.data));
+  absl::StatusOr<int64_t> n = CheckShard(data);
+  if (!n.ok())
+    return absl::InvalidArgumentError(absl::StrCat(flags.data, ": ", n.status().message()));
+  return data;
+}
+
+absl::Status Init(const Flags& flags) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(flags.model));
+  return Write(model->Parameters(), flags, "params.safetensors");
+}
+
+absl::Status Grad(const Flags& flags) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(flags));
+  ASSIGN_OR_RETURN(TensorMap data, ReadShard(flags));
+  const int64_t n = data.tensors.at("x").shape[0];
+  RowRange rows{0, n};
+  if (flags.batch_index >= 0) {
+    if (flags.batch_size < 1)
+      return absl::InvalidArgumentError("--batch-index needs --batch-size B >= 1");
+    ASSIGN_OR_RETURN(rows, BatchRows(n, flags.batch_size, flags.batch_index));
+  }
+  ASSIGN_OR_RETURN(TensorMap grad, model->Gradient(data, rows, flags.micro_batch));
+  return Write(grad, flags, "grad.safetensors");
+}
+
+absl::Status Local(const Flags& flags) {
+  LocalOptions options = flags.local;
+  options.batch_size = flags.batch_size;
+  ASSIGN_OR_RETURN(options.optimizer, ParseOptimizer(flags.optimizer));
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(flags));
+  ASSIGN_OR_RETURN(TensorMap data, ReadShard(flags));
+  ASSIGN_OR_RETURN(TensorMap delta, model->Local(data, options));
+  return Write(delta, flags, "delta.safetensors");
+}
+
+absl::Status Eval(const Flags& flags) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(flags));
+  ASSIGN_OR_RETURN(TensorMap data, ReadShard(flags));
+  ASSIGN_OR_RETURN(TensorMap metrics, model->Evaluate(data, flags.micro_batch, flags.predictions));
+  return Write(metrics, flags, "metrics.safetensors");
+}
+
+absl::Status Export(const Flags& flags) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(flags));
+  fs::path path;
+  if (fs::path(flags.out).extension() == ".pt") {
+    path = flags.out;
+    if (path.has_parent_path()) fs::create_directories(path.parent_path());
+  } else {
+    ASSIGN_OR_RETURN(fs::path dir, OutputDir(flags));
+    path = dir / "trained.pt";
+  }
+  RETURN_IF_ERROR(model->Save(path));
+  std::cout << path.string() << "\n";
+  return absl::OkStatus();
+}
+
+int ExitCode(const absl::Status& status) {
+  if (status.ok()) return 0;
+  std::cerr << "artel-ml: " << status.message() << "\n";
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kFailedPrecondition:
+      return 2;
+    default:
+      return 1;
+  }
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app("artel-ml: gradients, local training, evaluation and export of TorchScript models");
+  app.require_subcommand(1);
+  Flags f;
+  auto model_options = [&](CLI::App* cmd, bool params, bool data) {
+    cmd->add_option("--model", f.model, "TorchScript file (torch.jit.script(m).save)")->required();
+    cmd->add_option("--out", f.out,
+                    "output directory (default $ARTEL_OUTPUT_DIR); export: or a .pt file");
+    cmd->add_option("--threads", f.threads, "libtorch threads")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    if (params) cmd->add_option("--params", f.params, "params safetensors")->required();
+    if (data) {
+      cmd->add_option("--data", f.data, "shard safetensors: x F32 [n, ...], y I64 [n]")->required();
+    }
+  };
+  CLI::App* init = app.add_subcommand("init", "write the model's initial params.safetensors");
+  model_options(init, false, false);
+  CLI::App* grad = app.add_subcommand("grad", "write grad.safetensors: gradient of the mean loss");
+  model_options(grad, true, true);
+  grad->add_option("--batch-size", f.batch_size, "rows per batch");
+  auto* index = grad->add_option("--batch-index", f.batch_index, "use rows [K*B, (K+1)*B)");
+  grad->add_flag("--all", f.all, "use the whole shard (the default)")->excludes(index);
+  grad->add_option("--micro-batch", f.micro_batch, "rows per forward pass (0: all)")
+      ->capture_default_str();
+  CLI::App* local = app.add_subcommand("local", "write delta.safetensors after H optimizer steps");
+  model_options(local, true, true);
+  local->add_option("--steps", f.local.steps, "optimizer steps H")->required();
+  local->add_option("--batch-size", f.batch_size, "samples per step B")->required();
+  local->add_option("--lr", f.local.lr, "learning rate")->required();
+  local->add_option("--optimizer", f.optimizer, "sgd, momentum or adam")->capture_default_str();
+  local->add_option("--momentum", f.local.momentum, "momentum factor (--optimizer momentum)")
+      ->capture_default_str();
+  local->add_option("--weight-decay", f.local.weight_decay, "L2 weight decay")
+      ->capture_default_str();
+  local->add_option("--seed", f.local.seed, "0: shard order; else a seeded permutation")
+      ->capture_default_str();
+  local->add_option("--start-batch", f.local.start_batch, "first batch of that order")
+      ->capture_default_str();
+  CLI::App* eval = app.add_subcommand("eval", "write metrics.safetensors: loss, correct, samples");
+  model_options(eval, true, true);
+  eval->add_flag("--predictions", f.predictions, "also write the predicted classes");
+  eval->add_option("--micro-batch", f.micro_batch, "rows per forward pass (0: all)")
+      ->capture_default_str();
+  CLI::App* exp = app.add_subcommand("export", "write trained.pt: the model with these params");
+  model_options(exp, true, false);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  try {
+    SetTorchThreads(f.threads);
+    if (init->parsed()) return ExitCode(Init(f));
+    if (grad->parsed()) return ExitCode(Grad(f));
+    if (local->parsed()) return ExitCode(Local(f));
+    if (eval->parsed()) return ExitCode(Eval(f));
+    return ExitCode(Export(f));
+  } catch (const std::exception& e) {
+    std::cerr << "artel-ml: unexpected error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace
+}  // namespace artel::ml
+
+int main(int argc, char** argv) { return artel::ml::Main(argc, argv); }

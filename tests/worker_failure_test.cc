@@ -1,0 +1,201 @@
+// Workers that crash, restart, fall silent or lie: every accepted task still
+// finishes once, with the right answer, losing at most one checkpoint of work.
+#include <csignal>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "cluster_test_util.h"
+#include "test_apps.h"
+
+namespace artel::testing {
+namespace {
+
+class WorkerFailure : public ClusterTest {};
+
+TEST_F(WorkerFailure, WorkerKilledMidTaskIsReplacedByAnotherWorker) {
+  StartCluster();
+  AddScriptApp("slow", kSlowApp);
+  const std::string a = AddWorker("a");
+  const std::string marker = UniqueMarker();
+  absl::StatusOr<v1::SubmitResponse> resp = client().Submit(OneTask("slow", {marker}));
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  const uint64_t id = resp->task_ids(0);
+  ASSERT_TRUE(WaitTask(
+      id, [](const auto& t) { return HasReplicaIn(t, v1::REPLICA_STATE_IN_PROGRESS); },
+      std::chrono::seconds(20)))
+      << "no replica started on worker a";
+  ASSERT_TRUE(
+      PollUntil([&] { return ProcessWithArgumentExists(marker); }, std::chrono::seconds(10)))
+      << "the app never ran on worker a";
+  cluster().worker(0).Kill();  // SIGKILL
+  // The sandboxed app dies with its worker instead of running on unowned.
+  EXPECT_TRUE(
+      PollUntil([&] { return !ProcessWithArgumentExists(marker); }, std::chrono::seconds(5)))
+      << "the app of the killed worker kept running";
+  const std::string b = AddWorker("b");
+
+  v1::TaskInfo t = WaitDone(id);
+  ASSERT_EQ(t.outcome(), v1::OUTCOME_SUCCESS) << t.reason();
+  ASSERT_EQ(t.replicas_size(), 2);
+  EXPECT_EQ(t.replicas(0).worker_id(), a);
+  EXPECT_EQ(t.replicas(0).state(), v1::REPLICA_STATE_LOST);
+  EXPECT_FALSE(t.replicas(0).error().empty());
+  EXPECT_EQ(t.replicas(1).worker_id(), b);
+  EXPECT_EQ(t.replicas(1).state(), v1::REPLICA_STATE_REPORTED);
+  EXPECT_EQ(t.replicas(1).id(), t.canonical_replica());
+  EXPECT_EQ(Output(id, "stdout"), "slept 15 times\n");
+}
+
+TEST_F(WorkerFailure, WorkerRestartedMidTaskRunsTheTaskAgain) {
+  StartCluster();
+  AddScriptApp("slow", kSlowApp);
+  const std::string a = AddWorker("a");
+  absl::StatusOr<v1::SubmitResponse> resp = client().Submit(OneTask("slow"));
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  const uint64_t id = resp->task_ids(0);
+  ASSERT_TRUE(WaitTask(
+      id, [](const auto& t) { return HasReplicaIn(t, v1::REPLICA_STATE_IN_PROGRESS); },
+      std::chrono::seconds(20)));
+  cluster().worker(0).Kill();
+  // The same worker (same data directory, so the same id) comes back: its
+  // lost replica never voted, so the task may run on it again.
+  EXPECT_EQ(AddWorker("a"), a);
+
+  v1::TaskInfo t = WaitDone(id, std::chrono::seconds(20));
+  ASSERT_EQ(t.outcome(), v1::OUTCOME_SUCCESS) << t.reason();
+  ASSERT_EQ(t.replicas_size(), 2);
+  EXPECT_EQ(t.replicas(0).state(), v1::REPLICA_STATE_LOST);
+  EXPECT_EQ(t.replicas(1).worker_id(), a);
+  EXPECT_EQ(Output(id, "stdout"), "slept 15 times\n");
+}
+
+TEST_F(WorkerFailure, WorkerPausedPastTimeoutAndResumedCountsOnce) {
+  StartCluster();
+  AddScriptApp("slow", kSlowApp);
+  const std::string a = AddWorker("a");
+  absl::StatusOr<v1::SubmitResponse> resp = client().Submit(OneTask("slow"));
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  const uint64_t id = resp->task_ids(0);
+  ASSERT_TRUE(WaitTask(
+      id, [](const auto& t) { return HasReplicaIn(t, v1::REPLICA_STATE_IN_PROGRESS); },
+      std::chrono::seconds(20)));
+  cluster().worker(0).Signal(SIGSTOP);  // a partition: silent, not dead
+  ASSERT_TRUE(WaitTask(
+      id, [](const auto& t) { return HasReplicaIn(t, v1::REPLICA_STATE_LOST); },
+      std::chrono::seconds(10)))
+      << "the silent worker's replica was never declared lost";
+  AddWorker("b");
+  ASSERT_TRUE(WaitTask(
+      id, [](const auto& t) { return t.replicas_size() == 2; }, std::chrono::seconds(10)));
+  cluster().worker(0).Signal(SIGCONT);
+
+  v1::TaskInfo t = WaitDone(id);
+  ASSERT_EQ(t.outcome(), v1::OUTCOME_SUCCESS) << t.reason();
+  EXPECT_EQ(Output(id, "stdout"), "slept 15 times\n");
+  absl::StatusOr<v1::JobStatus> job = client().GetJob(t.job_id());
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->done(), 1u);
+  EXPECT_EQ(job->success(), 1u);
+  // Whichever finished second is settled too: nothing stays in progress.
+  EXPECT_TRUE(WaitTask(
+      id, [](const auto& t) { return !HasReplicaIn(t, v1::REPLICA_STATE_IN_PROGRESS); },
+      std::chrono::seconds(5)));
+  // The resumed worker heartbeats again and is listed alive, running nothing.
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        absl::StatusOr<v1::ListWorkersResponse> workers = client().ListWorkers();
+        if (!workers.ok() || workers->workers_size() != 2) return false;
+        for (const auto& w : workers->workers()) {
+          if (!w.alive() || w.running() != 0) return false;
+        }
+        return true;
+      },
+      std::chrono::seconds(5)));
+}
+
+TEST_F(WorkerFailure, CheckpointResumesOnAnotherWorker) {
+  StartCluster();
+  AddScriptApp("count", kCountingApp);
+  AddWorker("a");
+  absl::StatusOr<v1::SubmitResponse> resp = client().Submit(OneTask("count"));
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  const uint64_t id = resp->task_ids(0);
+  std::optional<v1::TaskInfo> checkpointed = WaitTask(
+      id,
+      [](const v1::TaskInfo& t) {
+        for (const auto& r : t.replicas()) {
+          if (!r.checkpoint_digest().empty()) return true;
+        }
+        return false;
+      },
+      std::chrono::seconds(20));
+  ASSERT_TRUE(checkpointed.has_value()) << "no checkpoint was uploaded";
+  ASSERT_NE(checkpointed->state(), v1::TASK_STATE_DONE) << "finished before the kill";
+  cluster().worker(0).Kill();
+  AddWorker("b");
+
+  v1::TaskInfo t = WaitDone(id);
+  ASSERT_EQ(t.outcome(), v1::OUTCOME_SUCCESS) << t.reason();
+  ASSERT_EQ(t.replicas_size(), 2);
+  EXPECT_EQ(t.replicas(0).state(), v1::REPLICA_STATE_LOST);
+  EXPECT_EQ(t.resume_checkpoint(), t.replicas(0).checkpoint_digest());
+  const int start = std::stoi(Output(id, "start"));
+  EXPECT_GT(start, 0) << "the replacement started from scratch";
+  EXPECT_LT(start, 30);
+  EXPECT_EQ(Output(id, "final"), "30\n");
+  // It computed exactly the numbers after its start, not the ones before.
+  std::string expected = "computed:";
+  for (int n = start + 1; n <= 30; ++n) expected += " " + std::to_string(n);
+  EXPECT_EQ(Output(id, "stdout"), expected + "\n");
+}
+TEST_F(WorkerFailure, CorruptingWorkerIsOutvotedByHonestQuorum) {
+  StartCluster();
+  AddScriptApp("square", kSquareApp);
+  AddWorker("honest-1");
+  AddWorker("honest-2");
+  const std::string liar = AddWorker("liar", {"--inject-fault", "corrupt-results"});
+  constexpr int kTasks = 6;
+  v1::SubmitRequest req;
+  for (int i = 0; i < kTasks; ++i) {
+    v1::TaskSpec* t = req.add_tasks();
+    t->set_app("square");
+    t->add_args(std::to_string(i + 2));
+    t->mutable_policy()->set_min_quorum(2);
+  }
+  absl::StatusOr<v1::SubmitResponse> resp = client().Submit(req);
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  int liar_reports = 0;
+  for (int i = 0; i < kTasks; ++i) {
+    v1::TaskInfo t = WaitDone(resp->task_ids(i));
+    ASSERT_EQ(t.outcome(), v1::OUTCOME_SUCCESS) << t.reason();
+    EXPECT_EQ(Output(t.id(), "square"), std::to_string((i + 2) * (i + 2)) + "\n");
+    for (const auto& r : t.replicas()) {
+      if (r.state() != v1::REPLICA_STATE_REPORTED) continue;
+      if (r.worker_id() == liar) {
+        ++liar_reports;
+        EXPECT_EQ(r.validity(), v1::VALIDITY_INVALID) << "task " << t.id() << " replica " << r.id();
+        EXPECT_NE(r.id(), t.canonical_replica());
+      } else {
+        EXPECT_EQ(r.validity(), v1::VALIDITY_VALID) << "task " << t.id() << " replica " << r.id();
+      }
+    }
+  }
+  ASSERT_GT(liar_reports, 0) << "the corrupting worker never reported; the test proved nothing";
+
+  // Late reports of the liar are judged too, so its count may only grow.
+  CommandResult workers = RunArtel({"workers", "--json", "--coordinator", cluster().address(),
+                                    "--token", cluster().admin_token()});
+  ASSERT_EQ(workers.exit_code, 0) << workers.err;
+  std::map<std::string, uint64_t> invalid;
+  for (const std::string& line : Lines(workers.out)) {
+    nlohmann::json w = nlohmann::json::parse(line);
+    invalid[w.at("name").get<std::string>()] = w.at("invalid").get<uint64_t>();
+  }
+  ASSERT_EQ(invalid.size(), 3u) << workers.out;
+  EXPECT_GE(invalid["liar"], static_cast<uint64_t>(liar_reports));
+  EXPECT_EQ(invalid["honest-1"], 0u);
+  EXPECT_EQ(invalid["honest-2"], 0u);
+}
+
+}  // namespace
+}  // namespace artel::testing
