@@ -70,6 +70,11 @@ absl::Status Coordinator::Load() {
   const int64_t now = clock_.NowMs();
   for (const TokenRecord& t : snap.tokens) tokens_[t.token_hash] = t.role;
   for (const v1::AppVersion& a : snap.apps) apps_[{a.name(), a.version()}] = a;
+  for (const v1::Dataset& d : snap.datasets) datasets_[d.name()] = d;
+  for (const v1::TrainingJob& j : snap.training_jobs) {
+    training_jobs_[j.id()] = j;
+    next_training_job_id_ = std::max(next_training_job_id_, j.id() + 1);
+  }
   for (const v1::JobInfo& j : snap.jobs) {
     next_job_id_ = std::max(next_job_id_, j.id() + 1);
     *jobs_[j.id()].mutable_job() = j;

@@ -88,6 +88,19 @@ class Coordinator {
 
   CoordinatorStats Stats() const;
 
+  // ---- training (see training_driver.h for the driver that runs jobs)
+  absl::StatusOr<v1::Dataset> AddDataset(const v1::Dataset& dataset);
+  v1::ListDatasetsResponse ListDatasets() const;
+  absl::StatusOr<v1::Dataset> GetDataset(const std::string& name) const;
+  // Checks the spec, fills its defaults and stores a new job in INIT state.
+  absl::StatusOr<v1::TrainingJob> StartTraining(const v1::TrainingSpec& spec);
+  absl::StatusOr<v1::TrainingJob> GetTrainingJob(uint64_t id) const;
+  v1::ListTrainingJobsResponse ListTrainingJobs() const;
+  // Durably replaces a job's record (the driver's checkpoint of a round).
+  absl::Status SaveTrainingJob(const v1::TrainingJob& job);
+  BlobStore& blobs() { return blobs_; }
+  const Clock& clock() const { return clock_; }
+
  private:
   struct TaskEntry {
     v1::TaskInfo info;  // replicas field unused; see replica_ids
@@ -144,6 +157,9 @@ class Coordinator {
   std::set<uint64_t> with_deadline_ ABSL_GUARDED_BY(mu_);  // unfinished task ids
   std::map<std::string, WorkerEntry> workers_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, v1::JobStatus> jobs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::Dataset> datasets_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, v1::TrainingJob> training_jobs_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_training_job_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<std::pair<std::string, std::string>, v1::AppVersion> apps_ ABSL_GUARDED_BY(mu_);
   std::unordered_map<std::string, v1::Role> tokens_ ABSL_GUARDED_BY(mu_);  // hash -> role
   Scheduler scheduler_ ABSL_GUARDED_BY(mu_);

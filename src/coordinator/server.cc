@@ -7,6 +7,7 @@
 
 #include "blob/blob_service.h"
 #include "coordinator/services.h"
+#include "coordinator/training_driver.h"
 #include "store/sqlite_store.h"
 
 namespace artel {
@@ -60,6 +61,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     return absl::UnavailableError("cannot listen on " + options.listen +
                                   "; is another coordinator running there? pick another --listen");
   }
+  s->driver_ = std::make_unique<TrainingDriver>(coordinator);
+  s->driver_->Start();
   const uint64_t tick_ms = options.tick_interval_ms;
   CoordinatorServer* raw = s.get();
   s->ticker_ = std::thread([raw, tick_ms] {
@@ -81,6 +84,7 @@ void CoordinatorServer::Shutdown() {
 
 CoordinatorServer::~CoordinatorServer() {
   Shutdown();
+  if (driver_) driver_->Stop();
   if (ticker_.joinable()) ticker_.join();
 }
 

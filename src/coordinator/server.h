@@ -22,6 +22,7 @@ class BlobServiceImpl;
 class ClientServiceImpl;
 class WorkerServiceImpl;
 class SqliteStore;
+class TrainingDriver;
 
 struct ServerOptions {
   // Holds artel.db (SQLite), blobs/ and admin.token. Created if missing.
@@ -59,6 +60,7 @@ class CoordinatorServer {
   std::unique_ptr<WorkerServiceImpl> worker_service_;
   std::unique_ptr<BlobServiceImpl> blob_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<TrainingDriver> driver_;
   std::atomic<bool> stopping_{false};
   std::thread ticker_;
   int port_ = 0;

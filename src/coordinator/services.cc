@@ -153,6 +153,51 @@ grpc::Status ClientServiceImpl::CreateToken(grpc::ServerContext* ctx,
   });
 }
 
+grpc::Status ClientServiceImpl::AddDataset(grpc::ServerContext* ctx,
+                                           const v1::AddDatasetRequest* req,
+                                           v1::AddDatasetResponse* resp) {
+  return Guarded(coordinator_, ctx, {kSubmitter}, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(*resp->mutable_dataset(), coordinator_.AddDataset(req->dataset()));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ClientServiceImpl::ListDatasets(grpc::ServerContext* ctx,
+                                             const v1::ListDatasetsRequest* req,
+                                             v1::ListDatasetsResponse* resp) {
+  return Guarded(coordinator_, ctx, {kSubmitter}, [&]() -> absl::Status {
+    *resp = coordinator_.ListDatasets();
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ClientServiceImpl::StartTraining(grpc::ServerContext* ctx,
+                                              const v1::StartTrainingRequest* req,
+                                              v1::TrainingJob* resp) {
+  return Guarded(coordinator_, ctx, {kSubmitter}, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(*resp, coordinator_.StartTraining(req->spec()));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ClientServiceImpl::GetTrainingJob(grpc::ServerContext* ctx,
+                                               const v1::GetTrainingJobRequest* req,
+                                               v1::TrainingJob* resp) {
+  return Guarded(coordinator_, ctx, {kSubmitter}, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(*resp, coordinator_.GetTrainingJob(req->id()));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ClientServiceImpl::ListTrainingJobs(grpc::ServerContext* ctx,
+                                                 const v1::ListTrainingJobsRequest* req,
+                                                 v1::ListTrainingJobsResponse* resp) {
+  return Guarded(coordinator_, ctx, {kSubmitter}, [&]() -> absl::Status {
+    *resp = coordinator_.ListTrainingJobs();
+    return absl::OkStatus();
+  });
+}
+
 grpc::Status WorkerServiceImpl::Register(grpc::ServerContext* ctx, const v1::RegisterRequest* req,
                                          v1::RegisterResponse* resp) {
   return Guarded(coordinator_, ctx, {kWorker}, [&]() -> absl::Status {

@@ -39,6 +39,16 @@ class ClientServiceImpl final : public v1::ClientService::Service {
                         v1::ListAppsResponse* resp) override;
   grpc::Status CreateToken(grpc::ServerContext* ctx, const v1::CreateTokenRequest* req,
                            v1::CreateTokenResponse* resp) override;
+  grpc::Status AddDataset(grpc::ServerContext* ctx, const v1::AddDatasetRequest* req,
+                          v1::AddDatasetResponse* resp) override;
+  grpc::Status ListDatasets(grpc::ServerContext* ctx, const v1::ListDatasetsRequest* req,
+                            v1::ListDatasetsResponse* resp) override;
+  grpc::Status StartTraining(grpc::ServerContext* ctx, const v1::StartTrainingRequest* req,
+                             v1::TrainingJob* resp) override;
+  grpc::Status GetTrainingJob(grpc::ServerContext* ctx, const v1::GetTrainingJobRequest* req,
+                              v1::TrainingJob* resp) override;
+  grpc::Status ListTrainingJobs(grpc::ServerContext* ctx, const v1::ListTrainingJobsRequest* req,
+                                v1::ListTrainingJobsResponse* resp) override;
 
  private:
   Coordinator& coordinator_;

@@ -25,6 +25,10 @@ constexpr const char* kMigrations[] = {
       CREATE TABLE apps(name TEXT, version TEXT, record BLOB, PRIMARY KEY(name, version));
       CREATE TABLE tokens(token_hash TEXT PRIMARY KEY, role INTEGER, created_at_ms INTEGER);
     )sql",
+    R"sql(
+      CREATE TABLE datasets(name TEXT PRIMARY KEY, record BLOB);
+      CREATE TABLE training_jobs(id INTEGER PRIMARY KEY, record BLOB);
+    )sql",
 };
 constexpr int kLatestVersion = static_cast<int>(std::size(kMigrations));
 constexpr int kBusyTimeoutMs = 5000;
@@ -205,6 +209,12 @@ absl::Status SqliteStore::PrepareStatements() {
   RETURN_IF_ERROR(prepare(upsert_app_,
                           "INSERT INTO apps(name, version, record) VALUES(?1, ?2, ?3) "
                           "ON CONFLICT(name, version) DO UPDATE SET record=excluded.record"));
+  RETURN_IF_ERROR(prepare(upsert_dataset_,
+                          "INSERT INTO datasets(name, record) VALUES(?1, ?2) "
+                          "ON CONFLICT(name) DO UPDATE SET record=excluded.record"));
+  RETURN_IF_ERROR(prepare(upsert_training_job_,
+                          "INSERT INTO training_jobs(id, record) VALUES(?1, ?2) "
+                          "ON CONFLICT(id) DO UPDATE SET record=excluded.record"));
   return prepare(upsert_token_,
                  "INSERT INTO tokens(token_hash, role, created_at_ms) VALUES(?1, ?2, ?3) "
                  "ON CONFLICT(token_hash) DO UPDATE SET role=excluded.role, "
@@ -277,6 +287,20 @@ absl::Status SqliteStore::WriteAll(const WriteBatch& batch) {
     BindBlob(s, 3, record);
     RETURN_IF_ERROR(step(s, "apps"));
   }
+  for (const v1::Dataset& dataset : batch.datasets) {
+    record = Serialize(dataset);
+    sqlite3_stmt* s = upsert_dataset_.get();
+    BindText(s, 1, dataset.name());
+    BindBlob(s, 2, record);
+    RETURN_IF_ERROR(step(s, "datasets"));
+  }
+  for (const v1::TrainingJob& job : batch.training_jobs) {
+    record = Serialize(job);
+    sqlite3_stmt* s = upsert_training_job_.get();
+    BindId(s, 1, job.id());
+    BindBlob(s, 2, record);
+    RETURN_IF_ERROR(step(s, "training_jobs"));
+  }
   for (const TokenRecord& token : batch.tokens) {
     sqlite3_stmt* s = upsert_token_.get();
     BindText(s, 1, token.token_hash);
@@ -343,9 +367,14 @@ absl::Status SqliteStore::ReadAll(StoreSnapshot& out) {
                               "SELECT name || ' version ' || version, record FROM apps "
                               "ORDER BY name, version",
                               out.apps));
+  RETURN_IF_ERROR(ReadRecords(db_, path_, "datasets",
+                              "SELECT name, record FROM datasets ORDER BY name", out.datasets));
+  RETURN_IF_ERROR(ReadRecords(db_, path_, "training_jobs", "SELECT id, record FROM training_jobs",
+                              out.training_jobs));
   SortById(out.tasks);
   SortById(out.replicas);
   SortById(out.jobs);
+  SortById(out.training_jobs);
 
   const char* sql = "SELECT token_hash, role, created_at_ms FROM tokens ORDER BY token_hash";
   sqlite3_stmt* raw = nullptr;

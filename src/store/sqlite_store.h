@@ -72,6 +72,8 @@ class SqliteStore final : public Store {
   Stmt upsert_job_ ABSL_GUARDED_BY(mu_);
   Stmt upsert_app_ ABSL_GUARDED_BY(mu_);
   Stmt upsert_token_ ABSL_GUARDED_BY(mu_);
+  Stmt upsert_dataset_ ABSL_GUARDED_BY(mu_);
+  Stmt upsert_training_job_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace artel

@@ -22,7 +22,7 @@ bool WriteBatch::empty() const { return size() == 0; }
 
 size_t WriteBatch::size() const {
   return tasks.size() + replicas.size() + workers.size() + jobs.size() + apps.size() +
-         tokens.size();
+         tokens.size() + datasets.size() + training_jobs.size();
 }
 
 void WriteBatch::Append(WriteBatch&& other) {
@@ -32,6 +32,8 @@ void WriteBatch::Append(WriteBatch&& other) {
   MoveAppend(jobs, other.jobs);
   MoveAppend(apps, other.apps);
   MoveAppend(tokens, other.tokens);
+  MoveAppend(datasets, other.datasets);
+  MoveAppend(training_jobs, other.training_jobs);
 }
 
 }  // namespace artel

@@ -30,7 +30,7 @@ struct TokenRecord {
 // Upserts, by primary key, applied together or not at all.
 //   tasks: key id          replicas: key id       workers: key id
 //   jobs: key id           apps: key (name, version)
-//   tokens: key token_hash
+//   tokens: key token_hash      datasets: key name      training_jobs: key id
 struct WriteBatch {
   std::vector<v1::TaskInfo> tasks;  // `replicas` field ignored
   std::vector<v1::ReplicaInfo> replicas;
@@ -38,6 +38,8 @@ struct WriteBatch {
   std::vector<v1::JobInfo> jobs;
   std::vector<v1::AppVersion> apps;
   std::vector<TokenRecord> tokens;
+  std::vector<v1::Dataset> datasets;
+  std::vector<v1::TrainingJob> training_jobs;
 
   bool empty() const;
   size_t size() const;  // number of records
@@ -54,6 +56,8 @@ struct StoreSnapshot {
   std::vector<v1::JobInfo> jobs;
   std::vector<v1::AppVersion> apps;
   std::vector<TokenRecord> tokens;
+  std::vector<v1::Dataset> datasets;
+  std::vector<v1::TrainingJob> training_jobs;
 };
 
 // Thread safety: implementations are safe to call from several threads, but

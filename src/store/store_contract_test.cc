@@ -116,7 +116,7 @@ TEST_P(StoreContractTest, UpsertReplacesThePreviousVersionOfEveryRecordKind) {
 TEST_P(StoreContractTest, DuplicateKeyWithinOneBatchKeepsTheLast) {
   WriteBatch batch = OneOfEach(1, /*version=*/1);
   batch.Append(OneOfEach(1, /*version=*/2));
-  ASSERT_EQ(batch.size(), 12u);
+  ASSERT_EQ(batch.size(), 16u);
   ASSERT_TRUE(store_->Apply(batch).ok());
   ExpectSnapshotEq(MustLoad(), AsSnapshot(OneOfEach(1, 2)));
 }

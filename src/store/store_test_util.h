@@ -138,6 +138,42 @@ inline v1::AppVersion FullApp(const std::string& name, const std::string& versio
   return a;
 }
 
+inline v1::Dataset FullDataset(const std::string& name, int version = 1) {
+  v1::Dataset d;
+  d.set_name(name);
+  v1::ShardRef* shard = d.add_train();
+  shard->set_digest(std::string(63, 'a') + std::to_string(version % 10));
+  shard->set_samples(2000 + version);
+  shard->set_size(1 << 22);
+  *d.add_test() = *shard;
+  d.add_sample_shape(1);
+  d.add_sample_shape(28);
+  d.add_sample_shape(28);
+  d.set_train_samples(2000 + version);
+  d.set_test_samples(2000 + version);
+  d.set_created_at_ms(1'700'000'000'000 + version);
+  return d;
+}
+
+inline v1::TrainingJob FullTrainingJob(uint64_t id, int version = 1) {
+  v1::TrainingJob j;
+  j.set_id(id);
+  j.mutable_spec()->set_dataset("fmnist");
+  j.mutable_spec()->set_mode(v1::TRAIN_MODE_LOCAL);
+  j.mutable_spec()->set_lr(0.05 * version);
+  j.set_state(v1::TRAINING_STATE_RUNNING);
+  j.set_round(7 + version);
+  j.set_params_digest(std::string(64, 'b'));
+  j.add_round_tasks(11);
+  v1::RoundRecord* r = j.add_history();
+  r->set_round(1);
+  r->set_loss(0.5);
+  r->set_accuracy(0.8);
+  (*j.mutable_task_base_round())[11] = 3;
+  j.set_accuracy(0.8 + version / 100.0);
+  return j;
+}
+
 inline TokenRecord FullToken(const std::string& hash, int version = 1) {
   return TokenRecord{hash, version == 1 ? v1::ROLE_SUBMITTER : v1::ROLE_ADMIN,
                      1'700'000'000'000 + version};
@@ -153,6 +189,8 @@ inline WriteBatch OneOfEach(uint64_t id, int version = 1) {
   b.apps.push_back(FullApp("app" + std::to_string(id), "1.0", version));
   std::string digits = std::to_string(id);
   b.tokens.push_back(FullToken(std::string(64 - digits.size(), '0') + digits, version));
+  b.datasets.push_back(FullDataset("data" + std::to_string(id), version));
+  b.training_jobs.push_back(FullTrainingJob(id, version));
   return b;
 }
 
@@ -172,6 +210,8 @@ inline void ExpectSnapshotEq(const StoreSnapshot& got, const StoreSnapshot& want
   ExpectProtosEq(got.workers, want.workers);
   ExpectProtosEq(got.jobs, want.jobs);
   ExpectProtosEq(got.apps, want.apps);
+  ExpectProtosEq(got.datasets, want.datasets);
+  ExpectProtosEq(got.training_jobs, want.training_jobs);
   ASSERT_EQ(got.tokens.size(), want.tokens.size());
   for (size_t i = 0; i < got.tokens.size(); ++i) {
     EXPECT_EQ(got.tokens[i].token_hash, want.tokens[i].token_hash);
@@ -183,7 +223,8 @@ inline void ExpectSnapshotEq(const StoreSnapshot& got, const StoreSnapshot& want
 // What Load returns after applying `batch` alone to an empty store, when
 // `batch` has no duplicate keys and its records are already sorted by key.
 inline StoreSnapshot AsSnapshot(const WriteBatch& batch) {
-  StoreSnapshot s{batch.tasks, batch.replicas, batch.workers, batch.jobs, batch.apps, batch.tokens};
+  StoreSnapshot s{batch.tasks, batch.replicas, batch.workers,  batch.jobs,
+                  batch.apps,  batch.tokens,   batch.datasets, batch.training_jobs};
   for (v1::TaskInfo& t : s.tasks) t.clear_replicas();
   return s;
 }

@@ -1,0 +1,175 @@
+// The training half of Coordinator: data sets and training job records.
+// The driver that moves jobs forward is TrainingDriver (training_driver.h).
+#include "common/sha256.h"
+#include "coordinator/coordinator.h"
+
+namespace artel {
+namespace {
+
+absl::Status CheckShards(const google::protobuf::RepeatedPtrField<v1::ShardRef>& shards,
+                         const std::string& which, const BlobStore& blobs) {
+  for (int i = 0; i < shards.size(); ++i) {
+    const v1::ShardRef& s = shards[i];
+    if (!IsSha256Hex(s.digest()) || !blobs.Has(s.digest())) {
+      return absl::FailedPreconditionError(which + " shard " + std::to_string(i + 1) +
+                                           " has not been uploaded; upload every shard first "
+                                           "(`artel data add` does)");
+    }
+    if (s.samples() == 0) {
+      return absl::InvalidArgumentError(which + " shard " + std::to_string(i + 1) +
+                                        " holds no samples");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Dataset> Coordinator::AddDataset(const v1::Dataset& dataset) {
+  if (dataset.name().empty() || dataset.name().size() > 128 ||
+      dataset.name().find_first_of("/ \t\n") != std::string::npos) {
+    return absl::InvalidArgumentError("data set name '" + dataset.name() +
+                                      "' is not allowed; use letters, digits, '-', '_' or '.'");
+  }
+  if (dataset.train().empty()) {
+    return absl::InvalidArgumentError("data set '" + dataset.name() +
+                                      "' has no training shards; give training data");
+  }
+  RETURN_IF_ERROR(CheckShards(dataset.train(), "training", blobs_));
+  RETURN_IF_ERROR(CheckShards(dataset.test(), "test", blobs_));
+  v1::Dataset stored = dataset;
+  uint64_t train = 0, test = 0;
+  for (const auto& s : dataset.train()) train += s.samples();
+  for (const auto& s : dataset.test()) test += s.samples();
+  stored.set_train_samples(train);
+  stored.set_test_samples(test);
+  stored.set_created_at_ms(clock_.NowMs());
+  uint64_t seq;
+  {
+    absl::MutexLock lock(&mu_);
+    if (datasets_.count(dataset.name()) != 0) {
+      return absl::AlreadyExistsError("data set '" + dataset.name() +
+                                      "' already exists; pick another name");
+    }
+    datasets_[dataset.name()] = stored;
+    WriteBatch batch;
+    batch.datasets.push_back(stored);
+    seq = EnqueueLocked(std::move(batch));
+  }
+  AwaitDurable(seq);
+  return stored;
+}
+
+v1::ListDatasetsResponse Coordinator::ListDatasets() const {
+  v1::ListDatasetsResponse out;
+  absl::ReaderMutexLock lock(&mu_);
+  for (const auto& [name, d] : datasets_) *out.add_datasets() = d;
+  return out;
+}
+
+absl::StatusOr<v1::Dataset> Coordinator::GetDataset(const std::string& name) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = datasets_.find(name);
+  if (it == datasets_.end()) {
+    return absl::NotFoundError("data set '" + name +
+                               "' does not exist; run `artel data list` or `artel data add`");
+  }
+  return it->second;
+}
+
+absl::StatusOr<v1::TrainingJob> Coordinator::StartTraining(const v1::TrainingSpec& in) {
+  v1::TrainingSpec spec = in;
+  if (spec.mode() == v1::TRAIN_MODE_UNSPECIFIED) spec.set_mode(v1::TRAIN_MODE_SYNC);
+  if (spec.workers() == 0) spec.set_workers(2);
+  if (spec.batch_size() == 0) spec.set_batch_size(64);
+  if (spec.optimizer().empty()) spec.set_optimizer("momentum");
+  if (spec.optimizer() != "sgd" && spec.optimizer() != "momentum" && spec.optimizer() != "adam") {
+    return absl::InvalidArgumentError("unknown optimizer '" + spec.optimizer() +
+                                      "'; use sgd, momentum or adam");
+  }
+  if (spec.lr() == 0) spec.set_lr(spec.optimizer() == "adam" ? 0.001 : 0.05);
+  if (spec.lr() < 0) return absl::InvalidArgumentError("--lr must be positive");
+  if (spec.local_steps() == 0) spec.set_local_steps(16);
+  if (spec.epochs() == 0 && spec.rounds() == 0) spec.set_epochs(1);
+  if (spec.quorum() == 0) spec.set_quorum(1);
+  if (spec.max_staleness() == 0) spec.set_max_staleness(4);
+  if (spec.app().empty()) spec.set_app("artel-ml");
+  if (spec.target_accuracy() < 0 || spec.target_accuracy() > 1) {
+    return absl::InvalidArgumentError("--target-accuracy must be between 0 and 1, e.g. 0.88");
+  }
+  if (spec.workers() > 256) {
+    return absl::InvalidArgumentError("--workers " + std::to_string(spec.workers()) +
+                                      " is above the limit of 256");
+  }
+  if (!IsSha256Hex(spec.model_digest()) || !blobs_.Has(spec.model_digest())) {
+    return absl::FailedPreconditionError("the model file has not been uploaded; upload it first");
+  }
+  ASSIGN_OR_RETURN(v1::Dataset data, GetDataset(spec.dataset()));
+  if (spec.mode() != v1::TRAIN_MODE_FULLBATCH && data.train_size() == 0) {
+    return absl::InvalidArgumentError("data set '" + spec.dataset() + "' has no training shards");
+  }
+  if (spec.eval_every() == 0) {
+    // About ten evaluations per epoch, at least every round for slow modes.
+    const uint64_t per_round =
+        spec.mode() == v1::TRAIN_MODE_FULLBATCH ? data.train_samples()
+        : spec.mode() == v1::TRAIN_MODE_LOCAL
+            ? uint64_t{spec.workers()} * spec.batch_size() * spec.local_steps()
+            : uint64_t{spec.workers()} * spec.batch_size();
+    const uint64_t rounds_per_epoch = std::max<uint64_t>(1, data.train_samples() / per_round);
+    spec.set_eval_every(static_cast<uint32_t>(std::max<uint64_t>(1, rounds_per_epoch / 10)));
+  }
+  uint64_t seq;
+  v1::TrainingJob job;
+  {
+    absl::MutexLock lock(&mu_);
+    if (FindAppLocked(spec.app(), spec.app_version()) == nullptr) {
+      return absl::FailedPreconditionError("the ML app '" + spec.app() +
+                                           "' is not registered; register it with `artel app add " +
+                                           spec.app() + " --version 1 build/bin/artel-ml`");
+    }
+    job.set_id(next_training_job_id_++);
+    if (spec.name().empty()) spec.set_name("training-" + std::to_string(job.id()));
+    *job.mutable_spec() = spec;
+    job.set_state(v1::TRAINING_STATE_INIT);
+    job.set_created_at_ms(clock_.NowMs());
+    job.set_accuracy(-1);
+    training_jobs_[job.id()] = job;
+    WriteBatch batch;
+    batch.training_jobs.push_back(job);
+    seq = EnqueueLocked(std::move(batch));
+  }
+  AwaitDurable(seq);
+  return job;
+}
+
+absl::StatusOr<v1::TrainingJob> Coordinator::GetTrainingJob(uint64_t id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = training_jobs_.find(id);
+  if (it == training_jobs_.end()) {
+    return absl::NotFoundError("training job " + std::to_string(id) +
+                               " does not exist; run `artel jobs`");
+  }
+  return it->second;
+}
+
+v1::ListTrainingJobsResponse Coordinator::ListTrainingJobs() const {
+  v1::ListTrainingJobsResponse out;
+  absl::ReaderMutexLock lock(&mu_);
+  for (const auto& [id, j] : training_jobs_) *out.add_jobs() = j;
+  return out;
+}
+
+absl::Status Coordinator::SaveTrainingJob(const v1::TrainingJob& job) {
+  uint64_t seq;
+  {
+    absl::MutexLock lock(&mu_);
+    training_jobs_[job.id()] = job;
+    WriteBatch batch;
+    batch.training_jobs.push_back(job);
+    seq = EnqueueLocked(std::move(batch));
+  }
+  AwaitDurable(seq);
+  return absl::OkStatus();
+}
+
+}  // namespace artel

@@ -1,0 +1,446 @@
+#include "coordinator/training_driver.h"
+
+#include <google/protobuf/util/message_differencer.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "ml/aggregate.h"
+#include "ml/optimizer.h"
+#include "ml/safetensors.h"
+
+namespace artel {
+namespace {
+
+constexpr uint64_t kMlTaskMemory = 2ull << 30;  // libtorch maps ~1 GiB of address space
+
+v1::InputFile Input(const std::string& name, const std::string& digest) {
+  v1::InputFile f;
+  f.set_name(name);
+  f.set_digest(digest);
+  return f;
+}
+
+double MetaNumber(const ml::TensorMap& m, const std::string& key, double fallback = 0) {
+  auto it = m.metadata.find(key);
+  if (it == m.metadata.end()) return fallback;
+  try {
+    return std::stod(it->second);
+  } catch (const std::exception&) {
+    return fallback;
+  }
+}
+
+bool Succeeded(const v1::TaskInfo& t) {
+  return t.state() == v1::TASK_STATE_DONE && t.outcome() == v1::OUTCOME_SUCCESS;
+}
+
+ml::OptimizerConfig InnerConfig(const v1::TrainingSpec& spec) {
+  ml::OptimizerConfig c;
+  c.kind = spec.optimizer();
+  c.lr = spec.lr();
+  return c;
+}
+
+// The optimizer the coordinator applies: the job's, or DiLoCo's outer one.
+ml::OptimizerConfig ServerConfig(const v1::TrainingSpec& spec) {
+  if (spec.mode() != v1::TRAIN_MODE_LOCAL) return InnerConfig(spec);
+  ml::OptimizerConfig c;
+  c.kind = "nesterov";
+  c.lr = 0.7;
+  c.momentum = 0.9;
+  return c;
+}
+
+std::string Tail(const std::string& s, size_t n) {
+  return s.size() <= n ? s : s.substr(s.size() - n);
+}
+
+}  // namespace
+
+void TrainingDriver::Start(uint64_t interval_ms) {
+  thread_ = std::thread([this, interval_ms] {
+    while (!stop_.load()) {
+      Step();
+      std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+    }
+  });
+}
+
+void TrainingDriver::Stop() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+}
+
+void TrainingDriver::Step() {
+  v1::ListTrainingJobsResponse jobs = coordinator_.ListTrainingJobs();
+  for (v1::TrainingJob job : jobs.jobs()) {
+    if (job.state() == v1::TRAINING_STATE_DONE || job.state() == v1::TRAINING_STATE_FAILED)
+      continue;
+    const v1::TrainingJob before = job;
+    absl::Status s = Advance(job);
+    if (!s.ok()) {
+      spdlog::warn("training job {} failed: {}", job.id(), std::string(s.message()));
+      for (uint64_t id : job.round_tasks()) (void)coordinator_.Cancel(id);
+      for (uint64_t id : job.eval_tasks()) (void)coordinator_.Cancel(id);
+      job.clear_round_tasks();
+      job.clear_eval_tasks();
+      job.set_state(v1::TRAINING_STATE_FAILED);
+      job.set_reason(std::string(s.message()));
+      job.set_finished_at_ms(coordinator_.clock().NowMs());
+    }
+    if (!google::protobuf::util::MessageDifferencer::Equals(before, job)) {
+      (void)coordinator_.SaveTrainingJob(job);
+    }
+  }
+}
+
+absl::Status TrainingDriver::Advance(v1::TrainingJob& job) {
+  switch (job.state()) {
+    case v1::TRAINING_STATE_INIT:
+      return AdvanceInit(job);
+    case v1::TRAINING_STATE_EXPORTING:
+      return AdvanceExport(job);
+    case v1::TRAINING_STATE_RUNNING:
+      break;
+    default:
+      return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(v1::Dataset data, coordinator_.GetDataset(job.spec().dataset()));
+  RETURN_IF_ERROR(AdvanceEval(job));
+  RETURN_IF_ERROR(AdvanceRound(job, data));
+  if (!job.round_tasks().empty()) return absl::OkStatus();
+  if (!Finished(job, data)) return StartRound(job, data);
+  // Measure the final parameters before exporting them.
+  if (!job.eval_tasks().empty()) return absl::OkStatus();
+  if (job.eval_round() != job.round() && data.test_size() > 0) return StartEval(job, data);
+  job.set_state(v1::TRAINING_STATE_EXPORTING);
+  return AdvanceExport(job);
+}
+
+bool TrainingDriver::Finished(const v1::TrainingJob& job, const v1::Dataset& data) const {
+  const v1::TrainingSpec& spec = job.spec();
+  if (spec.target_accuracy() > 0 && job.accuracy() >= spec.target_accuracy()) return true;
+  if (spec.rounds() > 0 && job.round() >= spec.rounds()) return true;
+  return spec.epochs() > 0 && job.samples_seen() >= uint64_t{spec.epochs()} * data.train_samples();
+}
+
+absl::StatusOr<uint64_t> TrainingDriver::SubmitMlTask(const v1::TrainingJob& job,
+                                                      std::vector<std::string> args,
+                                                      const std::vector<v1::InputFile>& inputs) {
+  v1::SubmitRequest req;
+  req.set_job_name(job.spec().name());
+  v1::TaskSpec* t = req.add_tasks();
+  t->set_app(job.spec().app());
+  t->set_version(job.spec().app_version());
+  for (auto& a : args) t->add_args(std::move(a));
+  for (const auto& in : inputs) *t->add_inputs() = in;
+  t->mutable_policy()->set_min_quorum(job.spec().quorum());
+  t->mutable_resources()->set_memory_bytes(kMlTaskMemory);
+  ASSIGN_OR_RETURN(v1::SubmitResponse resp, coordinator_.Submit(req));
+  return resp.task_ids(0);
+}
+
+std::string TrainingDriver::OutputDigest(const v1::TaskInfo& task, const std::string& name) const {
+  for (const auto& f : task.outputs()) {
+    if (f.name() == name) return f.digest();
+  }
+  return "";
+}
+
+absl::StatusOr<std::string> TrainingDriver::ReadOutput(const v1::TaskInfo& task,
+                                                       const std::string& name) const {
+  const std::string digest = OutputDigest(task, name);
+  if (digest.empty()) {
+    return absl::DataLossError("task " + std::to_string(task.id()) + " did not write " + name);
+  }
+  return ReadOutputBlob(digest);
+}
+
+namespace {
+
+absl::Status TaskFailure(const v1::TaskInfo& t, const std::string& what,
+                         const std::string& stderr_tail) {
+  return absl::AbortedError(what + " failed (task " + std::to_string(t.id()) + "): " + t.reason() +
+                            (stderr_tail.empty() ? "" : "; stderr: " + stderr_tail));
+}
+
+}  // namespace
+
+absl::Status TrainingDriver::AdvanceInit(v1::TrainingJob& job) {
+  if (job.round_tasks().empty()) {
+    ASSIGN_OR_RETURN(uint64_t id, SubmitMlTask(job, {"init", "--model", "model.pt"},
+                                               {Input("model.pt", job.spec().model_digest())}));
+    job.add_round_tasks(id);
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(v1::TaskInfo t, coordinator_.GetTask(job.round_tasks(0)));
+  if (t.state() != v1::TASK_STATE_DONE) return absl::OkStatus();
+  if (!Succeeded(t)) {
+    auto err = ReadOutput(t, "stderr");
+    return TaskFailure(t, "reading the model's parameters", err.ok() ? Tail(*err, 600) : "");
+  }
+  const std::string params = OutputDigest(t, "params.safetensors");
+  if (params.empty()) return absl::DataLossError("the init task wrote no params.safetensors");
+  ASSIGN_OR_RETURN(ml::Optimizer opt, ml::Optimizer::Create(ServerConfig(job.spec())));
+  ASSIGN_OR_RETURN(std::string opt_digest,
+                   coordinator_.blobs().PutBytes(ml::SerializeSafetensors(opt.State())));
+  job.set_params_digest(params);
+  job.set_optimizer_digest(opt_digest);
+  job.clear_round_tasks();
+  job.set_state(v1::TRAINING_STATE_RUNNING);
+  return absl::OkStatus();
+}
+
+absl::Status TrainingDriver::StartRound(v1::TrainingJob& job, const v1::Dataset& data) {
+  const v1::TrainingSpec& spec = job.spec();
+  if (spec.mode() == v1::TRAIN_MODE_ASYNC && job.round_started_ms() == 0) {
+    job.set_round_started_ms(coordinator_.clock().NowMs());
+  }
+  const std::vector<v1::InputFile> base = {Input("model.pt", spec.model_digest()),
+                                           Input("params.safetensors", job.params_digest())};
+  const uint64_t shards = static_cast<uint64_t>(data.train_size());
+  const std::string b = std::to_string(spec.batch_size());
+  auto submit = [&](uint64_t shard, std::vector<std::string> args) -> absl::Status {
+    std::vector<v1::InputFile> inputs = base;
+    inputs.push_back(Input("shard.safetensors", data.train(static_cast<int>(shard)).digest()));
+    std::vector<std::string> all = {
+        args[0],  "--model",          "model.pt", "--params", "params.safetensors",
+        "--data", "shard.safetensors"};
+    all.insert(all.end(), args.begin() + 1, args.end());
+    ASSIGN_OR_RETURN(uint64_t id, SubmitMlTask(job, std::move(all), inputs));
+    job.add_round_tasks(id);
+    (*job.mutable_task_base_round())[id] = job.round();
+    return absl::OkStatus();
+  };
+  if (spec.mode() != v1::TRAIN_MODE_ASYNC) {
+    job.set_round_started_ms(coordinator_.clock().NowMs());
+    job.clear_task_base_round();
+  }
+  switch (spec.mode()) {
+    case v1::TRAIN_MODE_FULLBATCH:
+      for (uint64_t s = 0; s < shards; ++s) RETURN_IF_ERROR(submit(s, {"grad", "--all"}));
+      return absl::OkStatus();
+    case v1::TRAIN_MODE_LOCAL:
+      for (uint64_t j = 0; j < spec.workers(); ++j) {
+        const uint64_t p = job.next_batch() + j;
+        RETURN_IF_ERROR(submit(
+            p % shards, {"local", "--batch-size", b, "--steps", std::to_string(spec.local_steps()),
+                         "--lr", std::to_string(spec.lr()), "--optimizer", spec.optimizer(),
+                         "--start-batch", std::to_string((p / shards) * spec.local_steps())}));
+      }
+      return absl::OkStatus();
+    default: {  // sync and async: one mini-batch per task
+      const uint64_t n =
+          spec.mode() == v1::TRAIN_MODE_SYNC
+              ? spec.workers() + spec.backup()
+              : spec.workers() - std::min<uint64_t>(spec.workers(), job.round_tasks_size());
+      for (uint64_t j = 0; j < n; ++j) {
+        const uint64_t p = job.next_batch() + j;
+        const uint64_t shard = p % shards;
+        const uint64_t batches = std::max<uint64_t>(
+            1, data.train(static_cast<int>(shard)).samples() / spec.batch_size());
+        RETURN_IF_ERROR(submit(shard, {"grad", "--batch-size", b, "--batch-index",
+                                       std::to_string((p / shards) % batches)}));
+      }
+      if (spec.mode() == v1::TRAIN_MODE_ASYNC) job.set_next_batch(job.next_batch() + n);
+      return absl::OkStatus();
+    }
+  }
+}
+
+absl::Status TrainingDriver::AdvanceRound(v1::TrainingJob& job, const v1::Dataset& data) {
+  if (job.round_tasks().empty()) return absl::OkStatus();
+  const v1::TrainingSpec& spec = job.spec();
+  std::vector<v1::TaskInfo> done;
+  std::vector<uint64_t> running;
+  for (uint64_t id : job.round_tasks()) {
+    ASSIGN_OR_RETURN(v1::TaskInfo t, coordinator_.GetTask(id));
+    if (t.state() != v1::TASK_STATE_DONE) {
+      running.push_back(id);
+      continue;
+    }
+    if (!Succeeded(t)) {
+      auto err = ReadOutput(t, "stderr");
+      return TaskFailure(t, "a training task", err.ok() ? Tail(*err, 600) : "");
+    }
+    done.push_back(std::move(t));
+  }
+  std::sort(done.begin(), done.end(), [](const v1::TaskInfo& a, const v1::TaskInfo& b) {
+    return a.finished_at_ms() < b.finished_at_ms();
+  });
+  if (spec.mode() == v1::TRAIN_MODE_ASYNC) {
+    // Apply each update on arrival unless it is too stale; keep W in flight.
+    for (const v1::TaskInfo& t : done) {
+      const uint32_t base =
+          job.task_base_round().count(t.id()) ? job.task_base_round().at(t.id()) : 0;
+      job.mutable_task_base_round()->erase(t.id());
+      if (job.round() - base > spec.max_staleness()) continue;  // refused: too stale
+      RETURN_IF_ERROR(CloseRound(job, {t}));
+    }
+    job.clear_round_tasks();
+    for (uint64_t id : running) job.add_round_tasks(id);
+    if (Finished(job, data)) {
+      for (uint64_t id : running) (void)coordinator_.Cancel(id);
+      job.clear_round_tasks();
+      job.clear_task_base_round();
+      return absl::OkStatus();
+    }
+    return StartRound(job, data);
+  }
+  const size_t needed = spec.mode() == v1::TRAIN_MODE_SYNC
+                            ? spec.workers()
+                            : static_cast<size_t>(job.round_tasks_size());
+  if (done.size() < needed) return absl::OkStatus();
+  done.resize(needed);
+  // Backup tasks still running are no longer needed.
+  for (uint64_t id : running) (void)coordinator_.Cancel(id);
+  RETURN_IF_ERROR(CloseRound(job, done));
+  job.clear_round_tasks();
+  job.clear_task_base_round();
+  if (spec.mode() != v1::TRAIN_MODE_FULLBATCH)
+    job.set_next_batch(job.next_batch() + spec.workers());
+  if (job.round() % spec.eval_every() == 0 && job.eval_tasks().empty() && data.test_size() > 0) {
+    return StartEval(job, data);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TrainingDriver::CloseRound(v1::TrainingJob& job,
+                                        const std::vector<v1::TaskInfo>& done) {
+  const v1::TrainingSpec& spec = job.spec();
+  const std::string file =
+      spec.mode() == v1::TRAIN_MODE_LOCAL ? "delta.safetensors" : "grad.safetensors";
+  std::vector<ml::TensorMap> parts;
+  std::vector<double> weights;
+  double loss = 0;
+  uint64_t samples = 0, bytes = 0;
+  ASSIGN_OR_RETURN(uint64_t params_size, coordinator_.blobs().SizeOf(job.params_digest()));
+  for (const v1::TaskInfo& t : done) {
+    ASSIGN_OR_RETURN(std::string bytes_out, ReadOutput(t, file));
+    ASSIGN_OR_RETURN(ml::TensorMap m, ml::ParseSafetensors(bytes_out));
+    RETURN_IF_ERROR(ml::CheckFinite(m));
+    const double n = MetaNumber(m, "samples", 1);
+    loss += MetaNumber(m, "loss") * n;
+    samples += static_cast<uint64_t>(n);
+    bytes += bytes_out.size() + params_size;
+    weights.push_back(n);
+    parts.push_back(std::move(m));
+  }
+  std::vector<const ml::TensorMap*> ptrs;
+  for (const auto& p : parts) ptrs.push_back(&p);
+  ASSIGN_OR_RETURN(ml::TensorMap update, ml::WeightedAverage(ptrs, weights));
+  ASSIGN_OR_RETURN(std::string params_bytes, ReadOutputBlob(job.params_digest()));
+  ASSIGN_OR_RETURN(ml::TensorMap params, ml::ParseSafetensors(params_bytes));
+  ASSIGN_OR_RETURN(std::string opt_bytes, ReadOutputBlob(job.optimizer_digest()));
+  ASSIGN_OR_RETURN(ml::TensorMap opt_state, ml::ParseSafetensors(opt_bytes));
+  ASSIGN_OR_RETURN(ml::Optimizer opt, ml::Optimizer::Create(ServerConfig(spec)));
+  RETURN_IF_ERROR(opt.LoadState(opt_state));
+  // DiLoCo: the averaged delta, negated, is the outer optimizer's gradient.
+  if (spec.mode() == v1::TRAIN_MODE_LOCAL) update = ml::Negate(update);
+  RETURN_IF_ERROR(opt.Step(params, update));
+  ASSIGN_OR_RETURN(std::string new_params,
+                   coordinator_.blobs().PutBytes(ml::SerializeSafetensors(params)));
+  ASSIGN_OR_RETURN(std::string new_opt,
+                   coordinator_.blobs().PutBytes(ml::SerializeSafetensors(opt.State())));
+  const int64_t now = coordinator_.clock().NowMs();
+  ASSIGN_OR_RETURN(v1::Dataset data, coordinator_.GetDataset(spec.dataset()));
+  job.set_params_digest(new_params);
+  job.set_optimizer_digest(new_opt);
+  job.set_round(job.round() + 1);
+  job.set_samples_seen(job.samples_seen() + samples);
+  job.set_bytes_moved(job.bytes_moved() + bytes);
+  v1::RoundRecord* r = job.add_history();
+  r->set_round(job.round());
+  r->set_loss(samples > 0 ? loss / samples : 0);
+  r->set_accuracy(-1);
+  r->set_samples(samples);
+  const double seconds = std::max<int64_t>(1, now - job.round_started_ms()) / 1000.0;
+  r->set_samples_per_s(samples / seconds);
+  r->set_bytes_moved(bytes);
+  r->set_epoch(data.train_samples() == 0 ? 0 : double(job.samples_seen()) / data.train_samples());
+  r->set_finished_at_ms(now);
+  if (spec.mode() == v1::TRAIN_MODE_ASYNC) job.set_round_started_ms(now);
+  return absl::OkStatus();
+}
+
+absl::Status TrainingDriver::StartEval(v1::TrainingJob& job, const v1::Dataset& data) {
+  for (const v1::ShardRef& shard : data.test()) {
+    ASSIGN_OR_RETURN(uint64_t id,
+                     SubmitMlTask(job,
+                                  {"eval", "--model", "model.pt", "--params", "params.safetensors",
+                                   "--data", "shard.safetensors"},
+                                  {Input("model.pt", job.spec().model_digest()),
+                                   Input("params.safetensors", job.params_digest()),
+                                   Input("shard.safetensors", shard.digest())}));
+    job.add_eval_tasks(id);
+  }
+  job.set_eval_round(job.round());
+  return absl::OkStatus();
+}
+
+absl::Status TrainingDriver::AdvanceEval(v1::TrainingJob& job) {
+  if (job.eval_tasks().empty()) return absl::OkStatus();
+  double loss = 0, correct = 0, samples = 0;
+  for (uint64_t id : job.eval_tasks()) {
+    ASSIGN_OR_RETURN(v1::TaskInfo t, coordinator_.GetTask(id));
+    if (t.state() != v1::TASK_STATE_DONE) return absl::OkStatus();
+    if (!Succeeded(t)) {
+      auto err = ReadOutput(t, "stderr");
+      return TaskFailure(t, "an evaluation task", err.ok() ? Tail(*err, 600) : "");
+    }
+    ASSIGN_OR_RETURN(std::string bytes, ReadOutput(t, "metrics.safetensors"));
+    ASSIGN_OR_RETURN(ml::TensorMap m, ml::ParseSafetensors(bytes));
+    const double n = MetaNumber(m, "samples");
+    samples += n;
+    correct += MetaNumber(m, "correct");
+    loss += MetaNumber(m, "loss") * n;
+  }
+  job.clear_eval_tasks();
+  if (samples == 0) return absl::OkStatus();
+  job.set_accuracy(correct / samples);
+  for (auto& r : *job.mutable_history()) {
+    if (r.round() != job.eval_round()) continue;
+    r.set_accuracy(correct / samples);
+    r.set_test_loss(loss / samples);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TrainingDriver::AdvanceExport(v1::TrainingJob& job) {
+  if (job.round_tasks().empty()) {
+    ASSIGN_OR_RETURN(
+        uint64_t id,
+        SubmitMlTask(job, {"export", "--model", "model.pt", "--params", "params.safetensors"},
+                     {Input("model.pt", job.spec().model_digest()),
+                      Input("params.safetensors", job.params_digest())}));
+    job.add_round_tasks(id);
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(v1::TaskInfo t, coordinator_.GetTask(job.round_tasks(0)));
+  if (t.state() != v1::TASK_STATE_DONE) return absl::OkStatus();
+  if (!Succeeded(t)) {
+    auto err = ReadOutput(t, "stderr");
+    return TaskFailure(t, "exporting the trained model", err.ok() ? Tail(*err, 600) : "");
+  }
+  const std::string digest = OutputDigest(t, "trained.pt");
+  if (digest.empty()) return absl::DataLossError("the export task wrote no trained.pt");
+  job.set_trained_model_digest(digest);
+  job.clear_round_tasks();
+  job.set_state(v1::TRAINING_STATE_DONE);
+  job.set_finished_at_ms(coordinator_.clock().NowMs());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> TrainingDriver::ReadOutputBlob(const std::string& digest) const {
+  std::ifstream in(coordinator_.blobs().PathOf(digest), std::ios::binary);
+  if (!in) return absl::DataLossError("blob " + digest + " is missing from the coordinator");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace artel

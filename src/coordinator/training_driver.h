@@ -1,0 +1,70 @@
+// The parameter server of training jobs: moves every running TrainingJob
+// forward, one durable step at a time.
+//
+// A job's record (params and optimizer state as blob digests, round, the
+// tasks in flight, history) is committed through the Coordinator after
+// every step, so a coordinator killed at any instant resumes the job from
+// its last committed round; a lost worker only costs its task's replica,
+// which the task platform re-places. All tensor math is plain C++ (src/ml);
+// the coordinator never links libtorch: workers run the ML app.
+//
+// Steps per mode (W = spec.workers):
+//   sync      W grad tasks on consecutive mini-batches (+ spec.backup extra);
+//             the round closes on the first W; averaged gradient -> optimizer.
+//   local     W tasks of H local steps each; averaged parameter delta is a
+//             pseudo-gradient for an outer Nesterov optimizer (DiLoCo).
+//   async     W grad tasks in flight; each update applies as it arrives if
+//             at most max_staleness rounds old, else it is refused.
+//   fullbatch one grad task per shard over the whole shard; one step per
+//             epoch (the baseline the other modes must beat).
+// Test accuracy is measured by eval tasks on the test shards.
+//
+// Thread-compatible: Run() owns one thread; Step() is for tests.
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "coordinator/coordinator.h"
+
+namespace artel {
+
+class TrainingDriver {
+ public:
+  // `coordinator` must outlive the driver.
+  explicit TrainingDriver(Coordinator& coordinator) : coordinator_(coordinator) {}
+  ~TrainingDriver() { Stop(); }
+
+  // Starts a thread that calls Step() every `interval_ms`.
+  void Start(uint64_t interval_ms = 50);
+  void Stop();
+  // Advances every unfinished job as far as it can without waiting.
+  void Step();
+
+ private:
+  // Each returns the error that fails the job (its reason), or OK.
+  absl::Status Advance(v1::TrainingJob& job);
+  absl::Status AdvanceInit(v1::TrainingJob& job);
+  absl::Status AdvanceRound(v1::TrainingJob& job, const v1::Dataset& data);
+  absl::Status AdvanceEval(v1::TrainingJob& job);
+  absl::Status AdvanceExport(v1::TrainingJob& job);
+  absl::Status StartRound(v1::TrainingJob& job, const v1::Dataset& data);
+  absl::Status StartEval(v1::TrainingJob& job, const v1::Dataset& data);
+  // Applies the averaged updates of finished tasks and closes the round.
+  absl::Status CloseRound(v1::TrainingJob& job, const std::vector<v1::TaskInfo>& done);
+  bool Finished(const v1::TrainingJob& job, const v1::Dataset& data) const;
+
+  absl::StatusOr<uint64_t> SubmitMlTask(const v1::TrainingJob& job, std::vector<std::string> args,
+                                        const std::vector<v1::InputFile>& inputs);
+  absl::StatusOr<std::string> ReadOutput(const v1::TaskInfo& task, const std::string& name) const;
+  absl::StatusOr<std::string> ReadOutputBlob(const std::string& digest) const;
+  std::string OutputDigest(const v1::TaskInfo& task, const std::string& name) const;
+
+  Coordinator& coordinator_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace artel
