@@ -49,5 +49,7 @@ void AddAdminCommands(CLI::App& app);   // token, app
 void AddTaskCommands(CLI::App& app);    // submit, status, wait, result, cancel, tasks, workers
 void AddDemoCommand(CLI::App& app);     // demo
 void AddBenchCommands(CLI::App& app);   // bench tasks
+void AddDataCommands(CLI::App& app);    // data add, data list
+void AddTrainCommands(CLI::App& app);   // train, jobs, job show/wait/export
 
 }  // namespace artel::cli

@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   artel::cli::AddServerCommands(app);
   artel::cli::AddAdminCommands(app);
   artel::cli::AddTaskCommands(app);
+  artel::cli::AddDataCommands(app);
+  artel::cli::AddTrainCommands(app);
   artel::cli::AddDemoCommand(app);
   artel::cli::AddBenchCommands(app);
   try {

@@ -98,6 +98,42 @@ absl::StatusOr<std::string> Client::CreateToken(v1::Role role) {
   return resp.token();
 }
 
+absl::StatusOr<v1::Dataset> Client::AddDataset(const v1::Dataset& dataset) {
+  v1::AddDatasetRequest req;
+  *req.mutable_dataset() = dataset;
+  v1::AddDatasetResponse resp;
+  ARTEL_UNARY(AddDataset, req, resp, "add data set " + dataset.name());
+  return resp.dataset();
+}
+
+absl::StatusOr<v1::ListDatasetsResponse> Client::ListDatasets() {
+  v1::ListDatasetsResponse resp;
+  ARTEL_UNARY(ListDatasets, v1::ListDatasetsRequest(), resp, "list data sets");
+  return resp;
+}
+
+absl::StatusOr<v1::TrainingJob> Client::StartTraining(const v1::TrainingSpec& spec) {
+  v1::StartTrainingRequest req;
+  *req.mutable_spec() = spec;
+  v1::TrainingJob resp;
+  ARTEL_UNARY(StartTraining, req, resp, "start training");
+  return resp;
+}
+
+absl::StatusOr<v1::TrainingJob> Client::GetTrainingJob(uint64_t id) {
+  v1::GetTrainingJobRequest req;
+  req.set_id(id);
+  v1::TrainingJob resp;
+  ARTEL_UNARY(GetTrainingJob, req, resp, "training job " + std::to_string(id));
+  return resp;
+}
+
+absl::StatusOr<v1::ListTrainingJobsResponse> Client::ListTrainingJobs() {
+  v1::ListTrainingJobsResponse resp;
+  ARTEL_UNARY(ListTrainingJobs, v1::ListTrainingJobsRequest(), resp, "list training jobs");
+  return resp;
+}
+
 absl::StatusOr<v1::AppVersion> Client::AddApp(const std::string& name, const std::string& version,
                                               const std::filesystem::path& file) {
   std::error_code ec;

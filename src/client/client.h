@@ -46,6 +46,17 @@ class Client {
   absl::StatusOr<std::vector<std::string>> FetchResult(uint64_t id,
                                                        const std::filesystem::path& dir);
 
+  // Training (DESIGN.md §6). The data set's shards must be uploaded as
+  // blobs first (blobs().UploadBytes); AddDataset registers their digests.
+  // Returns the data set as stored (with created_at_ms).
+  absl::StatusOr<v1::Dataset> AddDataset(const v1::Dataset& dataset);
+  absl::StatusOr<v1::ListDatasetsResponse> ListDatasets();
+  // Starts a training job; zero fields of `spec` take the server's defaults.
+  // The model (spec.model_digest) must be uploaded first.
+  absl::StatusOr<v1::TrainingJob> StartTraining(const v1::TrainingSpec& spec);
+  absl::StatusOr<v1::TrainingJob> GetTrainingJob(uint64_t id);
+  absl::StatusOr<v1::ListTrainingJobsResponse> ListTrainingJobs();
+
   BlobClient& blobs() { return *blobs_; }
 
  private:
