@@ -47,7 +47,8 @@ nlohmann::json WorkerJson(const v1::WorkerInfo& worker);
 void AddServerCommands(CLI::App& app);  // coordinator, worker
 void AddAdminCommands(CLI::App& app);   // token, app
 void AddTaskCommands(CLI::App& app);    // submit, status, wait, result, cancel, tasks, workers
-void AddDemoCommand(CLI::App& app);     // demo
+void AddDemoCommand(CLI::App& app);     // demo (training), demo tasks
+void AddTaskDemo(CLI::App& demo);       // demo tasks (demo.cc)
 void AddBenchCommands(CLI::App& app);   // bench tasks
 void AddDataCommands(CLI::App& app);    // data add, data list
 void AddTrainCommands(CLI::App& app);   // train, jobs, job show/wait/export

@@ -182,10 +182,10 @@ void RunDemo(const DemoFlags& f) {
 
 }  // namespace
 
-void AddDemoCommand(CLI::App& app) {
+void AddTaskDemo(CLI::App& demo_command) {
   auto f = std::make_shared<DemoFlags>();
-  CLI::App* demo = app.add_subcommand(
-      "demo", "run a coordinator and workers locally; kill one, let one lie; check the result");
+  CLI::App* demo = demo_command.add_subcommand(
+      "tasks", "count primes with quorum 2 on local workers; kill one, let one lie; check it");
   demo->add_option("--workers", f->workers, "worker processes")->capture_default_str();
   demo->add_option("--tasks", f->tasks, "tasks to submit")->capture_default_str();
   demo->add_option("--range", f->range, "numbers checked per task")->capture_default_str();
