@@ -170,19 +170,35 @@ absl::Status TaskFailure(const v1::TaskInfo& t, const std::string& what,
 
 }  // namespace
 
-absl::Status TrainingDriver::AdvanceInit(v1::TrainingJob& job) {
+absl::Status TrainingDriver::Failure(const v1::TaskInfo& t, const std::string& what) const {
+  absl::StatusOr<std::string> err = ReadOutput(t, "stderr");
+  return TaskFailure(t, what, err.ok() ? Tail(*err, 600) : "");
+}
+
+absl::StatusOr<std::optional<v1::TaskInfo>> TrainingDriver::RunSingleTask(
+    v1::TrainingJob& job, std::vector<std::string> args, const std::vector<v1::InputFile>& inputs,
+    const std::string& what) {
   if (job.round_tasks().empty()) {
-    ASSIGN_OR_RETURN(uint64_t id, SubmitMlTask(job, {"init", "--model", "model.pt"},
-                                               {Input("model.pt", job.spec().model_digest())}));
+    ASSIGN_OR_RETURN(uint64_t id, SubmitMlTask(job, std::move(args), inputs));
     job.add_round_tasks(id);
-    return absl::OkStatus();
+    return std::optional<v1::TaskInfo>();
   }
   ASSIGN_OR_RETURN(v1::TaskInfo t, coordinator_.GetTask(job.round_tasks(0)));
-  if (t.state() != v1::TASK_STATE_DONE) return absl::OkStatus();
+  if (t.state() != v1::TASK_STATE_DONE) return std::optional<v1::TaskInfo>();
   if (!Succeeded(t)) {
-    auto err = ReadOutput(t, "stderr");
-    return TaskFailure(t, "reading the model's parameters", err.ok() ? Tail(*err, 600) : "");
+    return Failure(t, what);
   }
+  job.clear_round_tasks();
+  return std::optional<v1::TaskInfo>(std::move(t));
+}
+
+absl::Status TrainingDriver::AdvanceInit(v1::TrainingJob& job) {
+  ASSIGN_OR_RETURN(std::optional<v1::TaskInfo> done,
+                   RunSingleTask(job, {"init", "--model", "model.pt"},
+                                 {Input("model.pt", job.spec().model_digest())},
+                                 "reading the model's parameters"));
+  if (!done.has_value()) return absl::OkStatus();
+  const v1::TaskInfo& t = *done;
   const std::string params = OutputDigest(t, "params.safetensors");
   if (params.empty()) return absl::DataLossError("the init task wrote no params.safetensors");
   ASSIGN_OR_RETURN(ml::Optimizer opt, ml::Optimizer::Create(ServerConfig(job.spec())));
@@ -190,7 +206,6 @@ absl::Status TrainingDriver::AdvanceInit(v1::TrainingJob& job) {
                    coordinator_.blobs().PutBytes(ml::SerializeSafetensors(opt.State())));
   job.set_params_digest(params);
   job.set_optimizer_digest(opt_digest);
-  job.clear_round_tasks();
   job.set_state(v1::TRAINING_STATE_RUNNING);
   return absl::OkStatus();
 }
@@ -264,8 +279,7 @@ absl::Status TrainingDriver::AdvanceRound(v1::TrainingJob& job, const v1::Datase
       continue;
     }
     if (!Succeeded(t)) {
-      auto err = ReadOutput(t, "stderr");
-      return TaskFailure(t, "a training task", err.ok() ? Tail(*err, 600) : "");
+      return Failure(t, "a training task");
     }
     done.push_back(std::move(t));
   }
@@ -389,8 +403,7 @@ absl::Status TrainingDriver::AdvanceEval(v1::TrainingJob& job) {
     ASSIGN_OR_RETURN(v1::TaskInfo t, coordinator_.GetTask(id));
     if (t.state() != v1::TASK_STATE_DONE) return absl::OkStatus();
     if (!Succeeded(t)) {
-      auto err = ReadOutput(t, "stderr");
-      return TaskFailure(t, "an evaluation task", err.ok() ? Tail(*err, 600) : "");
+      return Failure(t, "an evaluation task");
     }
     ASSIGN_OR_RETURN(std::string bytes, ReadOutput(t, "metrics.safetensors"));
     ASSIGN_OR_RETURN(ml::TensorMap m, ml::ParseSafetensors(bytes));
@@ -411,25 +424,17 @@ absl::Status TrainingDriver::AdvanceEval(v1::TrainingJob& job) {
 }
 
 absl::Status TrainingDriver::AdvanceExport(v1::TrainingJob& job) {
-  if (job.round_tasks().empty()) {
-    ASSIGN_OR_RETURN(
-        uint64_t id,
-        SubmitMlTask(job, {"export", "--model", "model.pt", "--params", "params.safetensors"},
-                     {Input("model.pt", job.spec().model_digest()),
-                      Input("params.safetensors", job.params_digest())}));
-    job.add_round_tasks(id);
-    return absl::OkStatus();
-  }
-  ASSIGN_OR_RETURN(v1::TaskInfo t, coordinator_.GetTask(job.round_tasks(0)));
-  if (t.state() != v1::TASK_STATE_DONE) return absl::OkStatus();
-  if (!Succeeded(t)) {
-    auto err = ReadOutput(t, "stderr");
-    return TaskFailure(t, "exporting the trained model", err.ok() ? Tail(*err, 600) : "");
-  }
+  ASSIGN_OR_RETURN(
+      std::optional<v1::TaskInfo> done,
+      RunSingleTask(job, {"export", "--model", "model.pt", "--params", "params.safetensors"},
+                    {Input("model.pt", job.spec().model_digest()),
+                     Input("params.safetensors", job.params_digest())},
+                    "exporting the trained model"));
+  if (!done.has_value()) return absl::OkStatus();
+  const v1::TaskInfo& t = *done;
   const std::string digest = OutputDigest(t, "trained.pt");
   if (digest.empty()) return absl::DataLossError("the export task wrote no trained.pt");
   job.set_trained_model_digest(digest);
-  job.clear_round_tasks();
   job.set_state(v1::TRAINING_STATE_DONE);
   job.set_finished_at_ms(coordinator_.clock().NowMs());
   return absl::OkStatus();

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <atomic>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -56,9 +57,16 @@ class TrainingDriver {
   absl::Status CloseRound(v1::TrainingJob& job, const std::vector<v1::TaskInfo>& done);
   bool Finished(const v1::TrainingJob& job, const v1::Dataset& data) const;
 
+  // Submits one task the first time, then returns it once it succeeded
+  // (nullopt while it runs; the job's error if it failed).
+  absl::StatusOr<std::optional<v1::TaskInfo>> RunSingleTask(
+      v1::TrainingJob& job, std::vector<std::string> args, const std::vector<v1::InputFile>& inputs,
+      const std::string& what);
   absl::StatusOr<uint64_t> SubmitMlTask(const v1::TrainingJob& job, std::vector<std::string> args,
                                         const std::vector<v1::InputFile>& inputs);
   absl::StatusOr<std::string> ReadOutput(const v1::TaskInfo& task, const std::string& name) const;
+  // The job's error for a failed task: its reason and the tail of its stderr.
+  absl::Status Failure(const v1::TaskInfo& task, const std::string& what) const;
   absl::StatusOr<std::string> ReadOutputBlob(const std::string& digest) const;
   std::string OutputDigest(const v1::TaskInfo& task, const std::string& name) const;
 
