@@ -39,11 +39,16 @@ TempDir::~TempDir() {
 
 CommandResult RunArtel(const std::vector<std::string>& args, const std::vector<std::string>& env,
                        std::chrono::milliseconds timeout) {
+  std::vector<std::string> argv = {ArtelBinary().string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProgram(argv, env, timeout);
+}
+
+CommandResult RunProgram(std::vector<std::string> argv, const std::vector<std::string>& env,
+                         std::chrono::milliseconds timeout) {
   CommandResult result;
   TempDir io;
   const auto out_path = io.path() / "stdout", err_path = io.path() / "stderr";
-  std::vector<std::string> argv = {ArtelBinary().string()};
-  argv.insert(argv.end(), args.begin(), args.end());
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) {
     if (std::string(*e).rfind("ARTEL_", 0) != 0) env_strings.emplace_back(*e);
@@ -70,7 +75,7 @@ CommandResult RunArtel(const std::vector<std::string>& args, const std::vector<s
   const auto until = std::chrono::steady_clock::now() + timeout;
   while (::waitpid(pid, &status, WNOHANG) == 0) {
     if (std::chrono::steady_clock::now() > until) {
-      ADD_FAILURE() << "artel " << (args.empty() ? "" : args[0]) << " did not finish in "
+      ADD_FAILURE() << argv[0] << " " << (argv.size() > 1 ? argv[1] : "") << " did not finish in "
                     << timeout.count() << " ms; killed";
       ::kill(pid, SIGKILL);
       ::waitpid(pid, &status, 0);

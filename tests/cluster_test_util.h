@@ -46,9 +46,13 @@ struct CommandResult {
   std::string err;     // stderr
 };
 
-// Runs `artel args...` and waits up to `timeout` (then SIGKILL). The child
-// sees this process's environment without any ARTEL_* variable, plus `env`
-// ("K=V").
+// Runs `argv` (argv[0] is the program's path) and waits up to `timeout`
+// (then SIGKILL). The child sees this process's environment without any
+// ARTEL_* variable, plus `env` ("K=V").
+CommandResult RunProgram(std::vector<std::string> argv, const std::vector<std::string>& env = {},
+                         std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+// RunProgram of `artel args...`.
 CommandResult RunArtel(const std::vector<std::string>& args,
                        const std::vector<std::string>& env = {},
                        std::chrono::milliseconds timeout = std::chrono::seconds(60));

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -53,6 +54,13 @@ ml::OptimizerConfig ServerConfig(const v1::TrainingSpec& spec) {
   c.lr = 0.7;
   c.momentum = 0.9;
   return c;
+}
+
+// Every digit of `v`, so that small learning rates such as 1e-7 survive.
+std::string FullPrecision(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.17g", v);
+  return buf;
 }
 
 std::string Tail(const std::string& s, size_t n) {
@@ -244,7 +252,7 @@ absl::Status TrainingDriver::StartRound(v1::TrainingJob& job, const v1::Dataset&
         const uint64_t p = job.next_batch() + j;
         RETURN_IF_ERROR(submit(
             p % shards, {"local", "--batch-size", b, "--steps", std::to_string(spec.local_steps()),
-                         "--lr", std::to_string(spec.lr()), "--optimizer", spec.optimizer(),
+                         "--lr", FullPrecision(spec.lr()), "--optimizer", spec.optimizer(),
                          "--start-batch", std::to_string((p / shards) * spec.local_steps())}));
       }
       return absl::OkStatus();

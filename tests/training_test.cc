@@ -1,0 +1,273 @@
+// Training jobs end to end: the coordinator's parameter server, artel-ml on
+// sandboxed workers and the CLI, checked against single-process PyTorch
+// (tests/training_reference.py), through coordinator and worker crashes.
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "ml/safetensors.h"
+#include "training_test_util.h"
+
+namespace artel::testing {
+namespace {
+
+std::vector<uint32_t> RoundNumbers(const v1::TrainingJob& job) {
+  std::vector<uint32_t> rounds;
+  for (const auto& r : job.history()) rounds.push_back(r.round());
+  return rounds;
+}
+
+std::vector<uint32_t> OneTo(uint32_t n) {
+  std::vector<uint32_t> v(n);
+  for (uint32_t i = 0; i < n; ++i) v[i] = i + 1;
+  return v;
+}
+
+TEST_F(TrainingTest, SyncStepEqualsSingleProcessStep) {
+  ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(2));
+  CommandResult train;
+  const uint64_t id = TrainWithCli({"--mode", "sync", "--workers", "2", "--batch-size", "32",
+                                    "--rounds", "1", "--optimizer", "sgd", "--lr", "0.05"},
+                                   &train);
+  ASSERT_EQ(train.exit_code, 0) << train.out << train.err;
+  const v1::TrainingJob job = WaitJobDone(id);
+  ASSERT_EQ(job.round(), 1u);
+  ASSERT_EQ(job.history_size(), 1);
+  EXPECT_EQ(job.history(0).samples(), 64u);
+
+  const auto params = dir() / "params.safetensors";
+  ASSERT_TRUE(client().blobs().DownloadToFile(job.params_digest(), params).ok());
+  // Round 1's two tasks: position p -> shard p % 4, batch (p / 4): rows
+  // [0, 32) of shard 0 and of shard 1 (samples 500..531 of the data set).
+  const std::string second = std::to_string(kShardSize) + ":" + std::to_string(kShardSize + 32);
+  const nlohmann::json ref =
+      ReferenceJson(RunReference({"sgd-step", ModelFile().string(), TrainFile().string(),
+                                  params.string(), "0.05", "0:32", second}));
+  ASSERT_TRUE(ref.is_object());
+  EXPECT_TRUE(ref["missing"].empty()) << ref.dump();
+  EXPECT_TRUE(ref["extra"].empty()) << ref.dump();
+  EXPECT_TRUE(ref["shape_mismatch"].empty()) << ref.dump();
+  EXPECT_LT(ref["max_abs_diff"].get<double>(), 1e-5) << ref.dump();
+  // The step moved some parameter by far more than the tolerance.
+  EXPECT_GT(ref["step_size"].get<double>(), 1e-3) << ref.dump();
+  EXPECT_NEAR(job.history(0).loss(), ref["loss"].get<double>(), 1e-5) << ref.dump();
+}
+
+TEST_F(TrainingTest, EveryModeLowersTheLoss) {
+  ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(2));
+  struct Case {
+    v1::TrainMode mode;
+    uint32_t rounds;
+  };
+  const std::vector<Case> cases = {{v1::TRAIN_MODE_SYNC, 6},
+                                   {v1::TRAIN_MODE_LOCAL, 3},
+                                   {v1::TRAIN_MODE_ASYNC, 6},
+                                   {v1::TRAIN_MODE_FULLBATCH, 3}};
+  std::vector<uint64_t> ids;
+  for (const Case& c : cases) {  // all at once: the workers stay busy
+    v1::TrainingSpec spec;
+    spec.set_mode(c.mode);
+    spec.set_workers(2);
+    spec.set_batch_size(64);
+    spec.set_local_steps(c.mode == v1::TRAIN_MODE_LOCAL ? 8 : 0);
+    spec.set_rounds(c.rounds);
+    spec.set_eval_every(c.rounds);
+    spec.set_lr(0.1);
+    spec.set_optimizer("momentum");
+    ids.push_back(StartJob(spec));
+    ASSERT_NE(ids.back(), 0u);
+  }
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const v1::TrainingJob job = WaitJobDone(ids[i], std::chrono::seconds(120));
+    SCOPED_TRACE("mode " + v1::TrainMode_Name(cases[i].mode));
+    ASSERT_EQ(job.state(), v1::TRAINING_STATE_DONE) << job.reason();
+    EXPECT_EQ(job.round(), cases[i].rounds);
+    ASSERT_EQ(RoundNumbers(job), OneTo(cases[i].rounds));
+    EXPECT_LT(job.history(job.history_size() - 1).loss(), job.history(0).loss())
+        << job.ShortDebugString();
+    EXPECT_GE(job.accuracy(), 0) << "the final parameters were not evaluated";
+    const auto out = dir() / ("model-" + std::to_string(ids[i]) + ".pt");
+    CommandResult exp =
+        RunArtel({"job", "export", std::to_string(ids[i]), "--out", out.string()}, Env());
+    EXPECT_EQ(exp.exit_code, 0) << exp.err;
+    EXPECT_GT(std::filesystem::file_size(out), 0u);
+    EXPECT_EQ(ReadFile(out).substr(0, 2), "PK") << "not a TorchScript (zip) file";
+  }
+}
+
+TEST_F(TrainingTest, JobResumesAfterCoordinatorSigkill) {
+  ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(2));
+  constexpr uint32_t kRounds = 6;
+  v1::TrainingSpec spec;
+  spec.set_mode(v1::TRAIN_MODE_LOCAL);
+  spec.set_workers(2);
+  spec.set_batch_size(32);
+  spec.set_local_steps(10);
+  spec.set_rounds(kRounds);
+  spec.set_eval_every(kRounds);
+  const uint64_t id = StartJob(spec);
+  ASSERT_NE(id, 0u);
+  const std::optional<v1::TrainingJob> before = WaitJob(
+      id, [](const v1::TrainingJob& j) { return j.round() >= 2; }, std::chrono::seconds(60));
+  ASSERT_TRUE(before.has_value()) << "the job never reached round 2";
+  ASSERT_LT(before->round(), kRounds) << "the job finished before the coordinator could be killed";
+  cluster().KillCoordinator();
+  ASSERT_TRUE(cluster().RestartCoordinator().ok());
+
+  const v1::TrainingJob after = WaitJobDone(id);
+  ASSERT_EQ(after.state(), v1::TRAINING_STATE_DONE) << after.reason();
+  EXPECT_EQ(after.round(), kRounds);
+  // Every round once, in order; the rounds committed before the kill kept.
+  // The newest round seen may have been visible a few ms before it was
+  // durable; if the kill fell into that gap, the restarted driver closed it
+  // again from the same task results: same loss, later finish time.
+  ASSERT_EQ(RoundNumbers(after), OneTo(kRounds));
+  for (int i = 0; i < before->history_size(); ++i) {
+    EXPECT_EQ(after.history(i).loss(), before->history(i).loss()) << "round " << i + 1;
+    if (i + 1 < before->history_size()) {
+      EXPECT_EQ(after.history(i).finished_at_ms(), before->history(i).finished_at_ms());
+    }
+  }
+  EXPECT_EQ(after.samples_seen(), uint64_t{kRounds} * 2 * 32 * 10);
+}
+
+TEST_F(TrainingTest, WorkerKilledMidRoundDoesNotStopTheJob) {
+  ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(3));
+  v1::TrainingSpec spec;
+  spec.set_mode(v1::TRAIN_MODE_LOCAL);
+  spec.set_workers(3);
+  spec.set_batch_size(kShardSize);  // whole-shard steps: tasks long enough to hit
+  spec.set_local_steps(40);
+  spec.set_rounds(2);
+  spec.set_eval_every(2);
+  const uint64_t id = StartJob(spec);
+  ASSERT_NE(id, 0u);
+  // A round task with a replica in progress on some worker.
+  uint64_t task = 0;
+  std::string victim;
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        absl::StatusOr<v1::TrainingJob> j = client().GetTrainingJob(id);
+        if (!j.ok() || j->state() != v1::TRAINING_STATE_RUNNING) return false;
+        for (uint64_t t : j->round_tasks()) {
+          absl::StatusOr<v1::TaskInfo> info = client().GetTask(t);
+          if (!info.ok()) continue;
+          for (const auto& r : info->replicas()) {
+            if (r.state() != v1::REPLICA_STATE_IN_PROGRESS) continue;
+            task = t;
+            victim = r.worker_id();
+            return true;
+          }
+        }
+        return false;
+      },
+      std::chrono::seconds(60)))
+      << "no round task ever ran";
+  const auto it = std::find(worker_ids_.begin(), worker_ids_.end(), victim);
+  ASSERT_NE(it, worker_ids_.end()) << "unknown worker " << victim;
+  cluster().worker(static_cast<size_t>(it - worker_ids_.begin())).Kill();  // SIGKILL
+
+  const v1::TrainingJob job = WaitJobDone(id);
+  ASSERT_EQ(job.state(), v1::TRAINING_STATE_DONE) << job.reason();
+  EXPECT_EQ(job.round(), 2u);
+  EXPECT_EQ(RoundNumbers(job), OneTo(2));
+  // The killed worker's replica was lost and the task finished elsewhere.
+  absl::StatusOr<v1::TaskInfo> t = client().GetTask(task);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->outcome(), v1::OUTCOME_SUCCESS);
+  bool lost_on_victim = false, reported_elsewhere = false;
+  for (const auto& r : t->replicas()) {
+    lost_on_victim |= r.worker_id() == victim && r.state() == v1::REPLICA_STATE_LOST;
+    reported_elsewhere |= r.worker_id() != victim && r.state() == v1::REPLICA_STATE_REPORTED;
+  }
+  EXPECT_TRUE(lost_on_victim) << t->ShortDebugString();
+  EXPECT_TRUE(reported_elsewhere) << t->ShortDebugString();
+}
+
+TEST_F(TrainingTest, ExportedModelLoadsInPyTorchAndMatchesReportedAccuracy) {
+  ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(2));
+  CommandResult train;
+  const uint64_t id = TrainWithCli({"--mode", "local", "--workers", "2", "--batch-size", "32",
+                                    "--local-steps", "10", "--rounds", "2", "--eval-every", "2"},
+                                   &train);
+  ASSERT_EQ(train.exit_code, 0) << train.out << train.err;
+  const v1::TrainingJob job = WaitJobDone(id);
+  ASSERT_GE(job.accuracy(), 0) << "the job reported no test accuracy";
+  EXPECT_EQ(job.history(job.history_size() - 1).accuracy(), job.accuracy());
+
+  const auto model = dir() / "m.pt";
+  CommandResult exp =
+      RunArtel({"job", "export", std::to_string(id), "--out", model.string()}, Env());
+  ASSERT_EQ(exp.exit_code, 0) << exp.err;
+  const nlohmann::json ref =
+      ReferenceJson(RunReference({"eval", model.string(), TestFile().string()}));
+  ASSERT_TRUE(ref.is_object());
+  EXPECT_EQ(ref["samples"].get<int>(), kTestSamples);
+  EXPECT_NEAR(ref["accuracy"].get<double>(), job.accuracy(), 1e-6) << ref.dump();
+}
+
+TEST_F(TrainingTest, LocalModeAcceptsASmallLearningRate) {
+  ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(2));
+  v1::TrainingSpec spec;
+  spec.set_mode(v1::TRAIN_MODE_LOCAL);
+  spec.set_workers(2);
+  spec.set_batch_size(32);
+  spec.set_local_steps(2);
+  spec.set_rounds(1);
+  spec.set_lr(1e-7);
+  spec.set_optimizer("adam");
+  const uint64_t id = StartJob(spec);
+  ASSERT_NE(id, 0u);
+  const v1::TrainingJob job = WaitJobDone(id);
+  EXPECT_EQ(job.state(), v1::TRAINING_STATE_DONE) << job.reason();
+}
+
+TEST_F(TrainingTest, MalformedInputsAreRejected) {
+  ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(1));
+  // Not a zip archive: the CLI refuses before uploading anything.
+  const auto text = dir() / "notes.pt";
+  WriteFile(text, "this is not a model\n");
+  CommandResult refused = RunArtel({"train", "--model", text.string(), "--data", "small"}, Env());
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find(text.string()), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("TorchScript"), std::string::npos) << refused.err;
+  absl::StatusOr<v1::ListTrainingJobsResponse> jobs = client().ListTrainingJobs();
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_EQ(jobs->jobs_size(), 0);
+
+  // A zip archive that is not TorchScript: the job fails reading the model.
+  const auto zip = dir() / "fake.pt";
+  WriteFile(zip, std::string("PK\x03\x04", 4) + std::string(200, 'x'));
+  CommandResult failed = RunArtel(
+      {"train", "--model", zip.string(), "--data", "small", "--rounds", "1", "--json"}, Env());
+  EXPECT_EQ(failed.exit_code, 1) << failed.out << failed.err;
+  jobs = client().ListTrainingJobs();
+  ASSERT_TRUE(jobs.ok());
+  ASSERT_EQ(jobs->jobs_size(), 1);
+  const v1::TrainingJob& job = jobs->jobs(0);
+  EXPECT_EQ(job.state(), v1::TRAINING_STATE_FAILED);
+  EXPECT_NE(job.reason().find("model"), std::string::npos) << job.reason();
+  EXPECT_NE(job.reason().find("TorchScript"), std::string::npos) << job.reason();
+  EXPECT_NE((failed.out + failed.err).find("TorchScript"), std::string::npos)
+      << "the CLI did not show why the job failed:\n"
+      << failed.out << failed.err;
+
+  // Data files that are not safetensors, or lack "y": refused, not registered.
+  const auto garbage = dir() / "garbage.safetensors";
+  WriteFile(garbage, std::string("\xff\xff\xff\xff\x00\x00\x00\x00{", 9));
+  ml::TensorMap no_labels;
+  no_labels.tensors["x"] = ml::Tensor::F32({2, 1}, {0.5f, 0.25f});
+  const auto unlabeled = dir() / "unlabeled.safetensors";
+  WriteFile(unlabeled, ml::SerializeSafetensors(no_labels));
+  for (const auto& file : {garbage, unlabeled}) {
+    CommandResult add = RunArtel({"data", "add", "bad", "--safetensors", file.string()}, Env());
+    EXPECT_NE(add.exit_code, 0) << file;
+    EXPECT_NE(add.err.find(file.string()), std::string::npos) << add.err;
+  }
+  absl::StatusOr<v1::ListDatasetsResponse> sets = client().ListDatasets();
+  ASSERT_TRUE(sets.ok());
+  EXPECT_EQ(sets->datasets_size(), 1) << "a malformed data set was registered";
+}
+
+}  // namespace
+}  // namespace artel::testing
