@@ -53,6 +53,43 @@ TEST_F(TrainingTest, SyncStepEqualsSingleProcessStep) {
   EXPECT_NEAR(job.history(0).loss(), ref["loss"].get<double>(), 1e-5) << ref.dump();
 }
 
+// With one inner SGD step per task and the outer optimizer reduced to plain
+// averaging (outer lr 1, momentum 0), a local round is the sync step over the
+// same 64 rows: the same single-process reference must hold.
+TEST_F(TrainingTest, LocalModeWithoutOuterMomentumAveragesTheDeltas) {
+  ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(2));
+  CommandResult train;
+  const uint64_t id = TrainWithCli(
+      {"--mode", "local", "--workers", "2", "--batch-size", "32", "--local-steps", "1", "--rounds",
+       "1", "--optimizer", "sgd", "--lr", "0.05", "--outer-lr", "1", "--outer-momentum", "0"},
+      &train);
+  ASSERT_EQ(train.exit_code, 0) << train.out << train.err;
+  const v1::TrainingJob job = WaitJobDone(id);
+  ASSERT_EQ(job.round(), 1u);
+  EXPECT_DOUBLE_EQ(job.spec().outer_lr(), 1.0);
+  ASSERT_TRUE(job.spec().has_outer_momentum());
+  EXPECT_EQ(job.spec().outer_momentum(), 0.0);
+
+  const auto params = dir() / "params.safetensors";
+  ASSERT_TRUE(client().blobs().DownloadToFile(job.params_digest(), params).ok());
+  // Task j starts at batch 0 of shard j: rows [0, 32) of shards 0 and 1.
+  const std::string second = std::to_string(kShardSize) + ":" + std::to_string(kShardSize + 32);
+  const nlohmann::json ref =
+      ReferenceJson(RunReference({"sgd-step", ModelFile().string(), TrainFile().string(),
+                                  params.string(), "0.05", "0:32", second}));
+  ASSERT_TRUE(ref.is_object());
+  EXPECT_TRUE(ref["missing"].empty()) << ref.dump();
+  EXPECT_LT(ref["max_abs_diff"].get<double>(), 1e-5) << ref.dump();
+  EXPECT_GT(ref["step_size"].get<double>(), 1e-3) << ref.dump();
+
+  // The outer settings belong to local mode; elsewhere they are refused.
+  CommandResult refused = RunArtel({"train", "--model", ModelFile().string(), "--data", "small",
+                                    "--mode", "sync", "--outer-momentum", "0"},
+                                   Env());
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("--mode local only"), std::string::npos) << refused.err;
+}
+
 TEST_F(TrainingTest, EveryModeLowersTheLoss) {
   ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(2));
   struct Case {

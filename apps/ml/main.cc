@@ -8,7 +8,7 @@
 //                                                    -> grad.safetensors
 //   artel-ml local  --model M --params P --data D --steps H --batch-size B --lr LR
 //                   --optimizer sgd|momentum|adam [--seed S] [--start-batch K]
-//                                                    -> delta.safetensors
+//                   [--state S]                      -> delta.safetensors, state.safetensors
 //   artel-ml eval   --model M --params P --data D [--predictions]
 //                                                    -> metrics.safetensors
 //   artel-ml export --model M --params P [--out DIR | --out FILE.pt]
@@ -34,7 +34,7 @@ namespace fs = std::filesystem;
 struct Flags {
   std::string out;
   int threads = 1;
-  std::string model, params, data;
+  std::string model, params, data, state;
   int64_t batch_size = 0;
   int64_t batch_index = -1;
   bool all = false;
@@ -114,8 +114,19 @@ absl::Status Local(const Flags& flags) {
   ASSIGN_OR_RETURN(options.optimizer, ParseOptimizer(flags.optimizer));
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(flags));
   ASSIGN_OR_RETURN(TensorMap data, ReadShard(flags));
-  ASSIGN_OR_RETURN(TensorMap delta, model->Local(data, options));
-  return Write(delta, flags, "delta.safetensors");
+  TensorMap state_in, state_out;
+  if (!flags.state.empty()) {
+    ASSIGN_OR_RETURN(state_in, ReadSafetensors(flags.state));
+  }
+  absl::StatusOr<TensorMap> delta =
+      model->Local(data, options, flags.state.empty() ? nullptr : &state_in, &state_out);
+  if (!delta.ok() && !flags.state.empty() && absl::IsInvalidArgument(delta.status()) &&
+      delta.status().message().find("optimizer state") != std::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(flags.state, ": ", delta.status().message()));
+  }
+  if (!delta.ok()) return delta.status();
+  RETURN_IF_ERROR(Write(*delta, flags, "delta.safetensors"));
+  return Write(state_out, flags, "state.safetensors");
 }
 
 absl::Status Eval(const Flags& flags) {
@@ -193,6 +204,8 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   local->add_option("--start-batch", f.local.start_batch, "first batch of that order")
       ->capture_default_str();
+  local->add_option("--state", f.state,
+                    "optimizer state to start from (a state.safetensors written by local)");
   CLI::App* eval = app.add_subcommand("eval", "write metrics.safetensors: loss, correct, samples");
   model_options(eval, true, true);
   eval->add_flag("--predictions", f.predictions, "also write the predicted classes");

@@ -279,6 +279,81 @@ TEST_F(MlAppTest, LocalIsDeterministicForAGivenSeedAndStart) {
   EXPECT_NE(local("a", "5"), local("c", "6"));
 }
 
+TEST_F(MlAppTest, LocalChainedThroughItsStateEqualsOneLongerRun) {
+  for (const std::string optimizer : {"momentum", "adam"}) {
+    SCOPED_TRACE(optimizer);
+    auto local = [&](const std::string& params, const std::string& steps, const std::string& start,
+                     const std::string& state, const std::string& out) {
+      std::vector<std::string> args = {"local",
+                                       "--model",
+                                       "model.pt",
+                                       "--params",
+                                       params,
+                                       "--data",
+                                       "shard.safetensors",
+                                       "--steps",
+                                       steps,
+                                       "--batch-size",
+                                       "8",
+                                       "--lr",
+                                       optimizer == "adam" ? "0.003" : "0.05",
+                                       "--optimizer",
+                                       optimizer,
+                                       "--seed",
+                                       "3",
+                                       "--start-batch",
+                                       start,
+                                       "--out",
+                                       out};
+      if (!state.empty()) args.insert(args.end(), {"--state", state});
+      RunResult run = Ml(args);
+      EXPECT_EQ(run.code, 0) << run.log;
+    };
+    const std::string o = optimizer;
+    local("init/params.safetensors", "6", "0", "", o + "-long");
+    local("init/params.safetensors", "3", "0", "", o + "-first");
+    TensorMap state = Read(o + "-first/state.safetensors");
+    EXPECT_EQ(state.metadata["step"], "3");
+    EXPECT_EQ(state.tensors.count("m/fc.bias"), 1u);
+    EXPECT_EQ(state.tensors.count("v/fc.bias"), optimizer == "adam" ? 1u : 0u);
+    ApplyDelta(Read("init/params.safetensors"), Read(o + "-first/delta.safetensors"),
+               Path(o + "-mid.safetensors"));
+    local(o + "-mid.safetensors", "3", "3", o + "-first/state.safetensors", o + "-second");
+    EXPECT_EQ(Read(o + "-second/state.safetensors").metadata["step"], "6");
+
+    const TensorMap long_run = Read(o + "-long/delta.safetensors");
+    const TensorMap first = Read(o + "-first/delta.safetensors");
+    const TensorMap second = Read(o + "-second/delta.safetensors");
+    // Without the state the second half restarts the optimizer: a different path.
+    local(o + "-mid.safetensors", "3", "3", "", o + "-fresh");
+    const TensorMap fresh = Read(o + "-fresh/delta.safetensors");
+    double worst = 0, fresh_gap = 0;
+    for (const auto& [name, t] : long_run.tensors) {
+      for (int64_t i = 0; i < t.numel(); ++i) {
+        const double chained = first.tensors.at(name).f32()[i] + second.tensors.at(name).f32()[i];
+        const double restarted = first.tensors.at(name).f32()[i] + fresh.tensors.at(name).f32()[i];
+        worst = std::max(worst, std::abs(chained - t.f32()[i]));
+        fresh_gap = std::max(fresh_gap, std::abs(restarted - t.f32()[i]));
+      }
+    }
+    EXPECT_LT(worst, 1e-5);
+    EXPECT_GT(fresh_gap, 1e-4) << "the state made no difference; the check proves nothing";
+  }
+}
+
+TEST_F(MlAppTest, AStateOfAnotherOptimizerIsRejected) {
+  RunResult run = Ml({"local", "--model", "model.pt", "--params", "init/params.safetensors",
+                      "--data", "shard.safetensors", "--steps", "1", "--batch-size", "8", "--lr",
+                      "0.05", "--optimizer", "momentum", "--out", "mom"});
+  ASSERT_EQ(run.code, 0) << run.log;
+  run = Ml({"local", "--model", "model.pt", "--params", "init/params.safetensors", "--data",
+            "shard.safetensors", "--steps", "1", "--batch-size", "8", "--lr", "0.003",
+            "--optimizer", "adam", "--state", "mom/state.safetensors", "--out", "adam"});
+  EXPECT_EQ(run.code, 2);
+  EXPECT_NE(run.log.find("mom/state.safetensors: optimizer state lacks \"v/"), std::string::npos)
+      << run.log;
+}
+
 TEST_F(MlAppTest, EvalCountsSamplesAndCorrectPredictions) {
   TensorMap metrics = Eval("init/params.safetensors", "eval");
   EXPECT_EQ(metrics.metadata["samples"], "64");

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <system_error>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -259,8 +260,79 @@ class Stepper {
   Stepper(const LocalOptions& options, size_t params)
       : o_(options), first_(params), second_(params) {}
 
-  // REQUIRES: called under NoGradGuard; `index` identifies the parameter.
-  void Step(size_t index, at::Tensor& p, int64_t t) {
+  // Takes the state `Save` wrote for parameters `params` (same order).
+  absl::Status Load(const TensorMap& state,
+                    const std::vector<std::pair<std::string, at::Tensor>>& params) {
+    auto step = state.metadata.find("step");
+    int64_t steps = -1;
+    if (step != state.metadata.end()) {
+      auto [end, ec] =
+          std::from_chars(step->second.data(), step->second.data() + step->second.size(), steps);
+      if (ec != std::errc() || end != step->second.data() + step->second.size()) steps = -1;
+    }
+    if (steps < 0) {
+      return absl::InvalidArgumentError(
+          "optimizer state has no metadata \"step\" >= 0; use a state written by "
+          "`artel-ml local`");
+    }
+    const bool has_first = o_.optimizer != Optimizer::kSgd;
+    const bool has_second = o_.optimizer == Optimizer::kAdam;
+    size_t expected = 0;
+    for (size_t k = 0; k < params.size(); ++k) {
+      const auto& [name, p] = params[k];
+      for (auto [prefix, wanted, slot] :
+           {std::tuple{"m/", has_first, &first_[k]}, std::tuple{"v/", has_second, &second_[k]}}) {
+        if (!wanted) continue;
+        ++expected;
+        auto it = state.tensors.find(prefix + name);
+        if (it == state.tensors.end()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("optimizer state lacks \"", prefix, name,
+                           "\"; it was written for another model or optimizer"));
+        }
+        const Tensor& t = it->second;
+        if (t.dtype != DType::kF32 ||
+            !std::equal(t.shape.begin(), t.shape.end(), p.sizes().begin(), p.sizes().end())) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "optimizer state \"", prefix, name, "\" is ", std::string(DTypeName(t.dtype)), " [",
+              absl::StrJoin(t.shape, ", "), "] but the parameter is F32 ", ShapeText(p.sizes())));
+        }
+        ASSIGN_OR_RETURN(at::Tensor value, ToTorch(t));
+        *slot = value.clone();
+      }
+    }
+    if (state.tensors.size() != expected) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("optimizer state has ", state.tensors.size(), " tensors but optimizer ",
+                       OptimizerName(o_.optimizer), " of this model keeps ", expected));
+    }
+    step_ = steps;
+    return absl::OkStatus();
+  }
+
+  // The state after the steps taken; see Model::Local.
+  TensorMap Save(const std::vector<std::pair<std::string, at::Tensor>>& params) const {
+    TensorMap out;
+    for (size_t k = 0; k < params.size(); ++k) {
+      const auto& [name, p] = params[k];
+      if (o_.optimizer != Optimizer::kSgd) {
+        out.tensors["m/" + name] =
+            FromTorchF32(first_[k].defined() ? first_[k] : at::zeros_like(p));
+      }
+      if (o_.optimizer == Optimizer::kAdam) {
+        out.tensors["v/" + name] =
+            FromTorchF32(second_[k].defined() ? second_[k] : at::zeros_like(p));
+      }
+    }
+    out.metadata["step"] = std::to_string(step_);
+    return out;
+  }
+
+  void NextStep() { ++step_; }
+
+  // REQUIRES: called under NoGradGuard, after NextStep(); `index` identifies
+  // the parameter.
+  void Step(size_t index, at::Tensor& p) {
     if (!p.grad().defined()) return;
     at::Tensor g = p.grad();
     if (o_.weight_decay > 0) g = g.add(p, o_.weight_decay);
@@ -280,8 +352,8 @@ class Stepper {
         if (!m.defined()) m = at::zeros_like(p), v = at::zeros_like(p);
         m.mul_(o_.beta1).add_(g, 1 - o_.beta1);
         v.mul_(o_.beta2).addcmul_(g, g, 1 - o_.beta2);
-        const double bias1 = 1 - std::pow(o_.beta1, static_cast<double>(t));
-        const double bias2 = 1 - std::pow(o_.beta2, static_cast<double>(t));
+        const double bias1 = 1 - std::pow(o_.beta1, static_cast<double>(step_));
+        const double bias2 = 1 - std::pow(o_.beta2, static_cast<double>(step_));
         at::Tensor denom = (v.sqrt() / std::sqrt(bias2)).add_(o_.eps);
         p.addcdiv_(m, denom, -o_.lr / bias1);
         break;
@@ -290,14 +362,20 @@ class Stepper {
   }
 
  private:
+  static const char* OptimizerName(Optimizer o) {
+    return o == Optimizer::kSgd ? "sgd" : o == Optimizer::kMomentum ? "momentum" : "adam";
+  }
+
   const LocalOptions& o_;
   std::vector<at::Tensor> first_;   // momentum buffer or Adam's first moment
   std::vector<at::Tensor> second_;  // Adam's second moment
+  int64_t step_ = 0;                // steps taken, counting those of a loaded state
 };
 
 }  // namespace
 
-absl::StatusOr<TensorMap> Model::Local(const TensorMap& data, const LocalOptions& options) {
+absl::StatusOr<TensorMap> Model::Local(const TensorMap& data, const LocalOptions& options,
+                                       const TensorMap* state_in, TensorMap* state_out) {
   RETURN_IF_ERROR(CheckLocalOptions(options));
   ASSIGN_OR_RETURN(ShardTensors shard, ToShard(data));
   return Guarded("local training", [&]() -> absl::StatusOr<TensorMap> {
@@ -307,6 +385,7 @@ absl::StatusOr<TensorMap> Model::Local(const TensorMap& data, const LocalOptions
     std::vector<at::Tensor> before;
     for (const auto& [name, p] : impl_->params) before.push_back(p.detach().clone());
     Stepper stepper(options, impl_->params.size());
+    if (state_in != nullptr) RETURN_IF_ERROR(stepper.Load(*state_in, impl_->params));
     Pass total;
     for (int64_t i = 0; i < options.steps; ++i) {
       std::vector<int64_t> rows = StepRows(order, options.batch_size, options.start_batch, i);
@@ -318,10 +397,11 @@ absl::StatusOr<TensorMap> Model::Local(const TensorMap& data, const LocalOptions
       total.loss_sum += pass.loss_sum;
       total.correct += pass.correct;
       at::NoGradGuard no_grad;
-      for (size_t k = 0; k < impl_->params.size(); ++k)
-        stepper.Step(k, impl_->params[k].second, i + 1);
+      stepper.NextStep();
+      for (size_t k = 0; k < impl_->params.size(); ++k) stepper.Step(k, impl_->params[k].second);
     }
     impl_->ZeroGrad();
+    if (state_out != nullptr) *state_out = stepper.Save(impl_->params);
     TensorMap out;
     for (size_t k = 0; k < impl_->params.size(); ++k) {
       const auto& [name, p] = impl_->params[k];

@@ -73,11 +73,22 @@ class Model {
   // or a forward pass that fails or does not return [rows, classes] logits.
   absl::StatusOr<TensorMap> Gradient(const TensorMap& data, RowRange rows, int64_t micro_batch);
 
-  // Runs options.steps optimizer steps (fresh optimizer state) and returns
-  // the delta new - old of every parameter; the model keeps the new values.
-  // Metadata: "loss" (mean of the steps' batch losses, measured before each
-  // step), "samples" (steps * batch_size), "correct", "steps".
-  absl::StatusOr<TensorMap> Local(const TensorMap& data, const LocalOptions& options);
+  // Runs options.steps optimizer steps and returns the delta new - old of
+  // every parameter; the model keeps the new values. Metadata: "loss" (mean
+  // of the steps' batch losses, measured before each step), "samples"
+  // (steps * batch_size), "correct", "steps".
+  //
+  // The optimizer starts from `state_in` when given (as a previous call's
+  // `state_out` wrote it, or an average of several), else fresh. When
+  // `state_out` is given it receives the final state: "m/<param>" (momentum
+  // buffer or Adam's first moment), "v/<param>" (Adam's second moment) and
+  // metadata "step" (steps taken so far, for Adam's bias correction); plain
+  // SGD has no tensors. Two calls of H steps chained through the state equal
+  // one call of 2H steps. Errors (besides Gradient's): InvalidArgument when
+  // `state_in` does not match the parameters or the optimizer.
+  absl::StatusOr<TensorMap> Local(const TensorMap& data, const LocalOptions& options,
+                                  const TensorMap* state_in = nullptr,
+                                  TensorMap* state_out = nullptr);
 
   // Eval mode, no gradients, micro-batches of `micro_batch` rows (0: all).
   // Returns metadata "loss" (mean), "correct", "samples", "accuracy"; with

@@ -27,10 +27,11 @@ const CLI::Validator kPositive(
 
 struct TrainFlags {
   Connection conn;
-  std::string model, data, mode, optimizer, name, out;
+  std::string model, data, mode, optimizer, name, out, inner_state;
   uint32_t workers = 0, batch_size = 0, local_steps = 0, epochs = 0, rounds = 0, quorum = 0,
            backup = 0, eval_every = 0;
-  double lr = 0, target_accuracy = 0;
+  double lr = 0, target_accuracy = 0, outer_lr = 0;
+  double outer_momentum = -1;  // < 0: not given (the coordinator's default)
   bool json = false;
 };
 
@@ -72,6 +73,9 @@ void Train(const TrainFlags& f) {
   if (f.local_steps != 0 && f.mode != "local") {
     Fail("--local-steps applies to --mode local only", 2);
   }
+  if ((f.outer_lr != 0 || f.outer_momentum >= 0 || !f.inner_state.empty()) && f.mode != "local") {
+    Fail("--outer-lr, --outer-momentum and --inner-state apply to --mode local only", 2);
+  }
   if (f.backup != 0 && !f.mode.empty() && f.mode != "sync") {
     Fail("--backup applies to --mode sync only", 2);
   }
@@ -92,6 +96,9 @@ void Train(const TrainFlags& f) {
   spec.set_lr(f.lr);
   spec.set_optimizer(f.optimizer);
   spec.set_local_steps(f.local_steps);
+  spec.set_outer_lr(f.outer_lr);
+  if (f.outer_momentum >= 0) spec.set_outer_momentum(f.outer_momentum);
+  spec.set_inner_state(f.inner_state);
   spec.set_epochs(f.epochs);
   spec.set_rounds(f.rounds);
   spec.set_target_accuracy(f.target_accuracy);
@@ -133,7 +140,12 @@ void PrintJob(const v1::TrainingJob& job) {
             << (s.optimizer().empty() ? "default" : s.optimizer()) << ", lr " << Default(s.lr())
             << "\n";
   if (s.mode() == v1::TRAIN_MODE_LOCAL) {
-    std::cout << "  local:     " << Default(s.local_steps()) << " steps per task\n";
+    std::cout << "  local:     " << Default(s.local_steps()) << " steps per task, outer lr "
+              << Default(s.outer_lr()) << ", outer momentum "
+              << (s.has_outer_momentum() ? std::to_string(s.outer_momentum()).substr(0, 4)
+                                         : std::string("default"))
+              << ", inner state " << (s.inner_state().empty() ? "default" : s.inner_state())
+              << "\n";
   }
   std::cout << "  stop:      ";
   if (s.rounds() > 0) std::cout << "after " << s.rounds() << " rounds";
@@ -222,12 +234,22 @@ void AddTrainCommands(CLI::App& app) {
   t->add_option("--workers", tf->workers, "tasks per round [2]")->check(kPositive);
   t->add_option("--batch-size", tf->batch_size, "mini-batch size per task [64]")->check(kPositive);
   t->add_option("--lr", tf->lr,
-                "learning rate [0.05 sgd/momentum, 0.001 adam; outer lr 0.7 for local]")
+                "learning rate [0.05 sgd/momentum, 0.001 adam]; local mode: of the inner steps")
       ->check(kPositive);
   t->add_option("--optimizer", tf->optimizer, "sgd, momentum or adam [momentum]")
       ->check(CLI::IsMember({"sgd", "momentum", "adam"}));
   t->add_option("--local-steps", tf->local_steps, "H: inner steps per task in local mode [16]")
       ->check(kPositive);
+  t->add_option("--outer-lr", tf->outer_lr,
+                "local mode: step of the outer optimizer on the averaged deltas [0.7]")
+      ->check(kPositive);
+  t->add_option("--outer-momentum", tf->outer_momentum,
+                "local mode: outer Nesterov momentum; 0 = plain averaging [0.9]")
+      ->check(CLI::Range(0.0, 0.999));
+  t->add_option("--inner-state", tf->inner_state,
+                "local mode: carry = tasks start from the round's averaged inner optimizer "
+                "state; reset = from a fresh one [carry]")
+      ->check(CLI::IsMember({"carry", "reset"}));
   CLI::Option* epochs =
       t->add_option("--epochs", tf->epochs, "stop after E passes over the data [1]")
           ->check(kPositive);

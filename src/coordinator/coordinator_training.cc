@@ -90,6 +90,28 @@ absl::StatusOr<v1::TrainingJob> Coordinator::StartTraining(const v1::TrainingSpe
   if (spec.lr() == 0) spec.set_lr(spec.optimizer() == "adam" ? 0.001 : 0.05);
   if (spec.lr() < 0) return absl::InvalidArgumentError("--lr must be positive");
   if (spec.local_steps() == 0) spec.set_local_steps(16);
+  if (spec.mode() != v1::TRAIN_MODE_LOCAL) {
+    if (spec.outer_lr() != 0 || spec.has_outer_momentum() || !spec.inner_state().empty()) {
+      return absl::InvalidArgumentError(
+          "--outer-lr, --outer-momentum and --inner-state apply to --mode local only");
+    }
+  } else {
+    if (spec.inner_state().empty()) spec.set_inner_state("carry");
+    if (spec.inner_state() != "carry" && spec.inner_state() != "reset") {
+      return absl::InvalidArgumentError("unknown --inner-state '" + spec.inner_state() +
+                                        "'; use carry or reset");
+    }
+    if (spec.outer_lr() == 0) spec.set_outer_lr(0.7);
+    if (!spec.has_outer_momentum()) spec.set_outer_momentum(0.9);
+    if (!(spec.outer_lr() > 0 && spec.outer_lr() <= 10)) {
+      return absl::InvalidArgumentError(
+          "--outer-lr must be in (0, 10], e.g. 0.7 (DiLoCo) or 1 (plain averaging)");
+    }
+    if (!(spec.outer_momentum() >= 0 && spec.outer_momentum() < 1)) {
+      return absl::InvalidArgumentError(
+          "--outer-momentum must be in [0, 1), e.g. 0.9 (DiLoCo) or 0 (plain averaging)");
+    }
+  }
   if (spec.epochs() == 0 && spec.rounds() == 0) spec.set_epochs(1);
   if (spec.quorum() == 0) spec.set_quorum(1);
   if (spec.max_staleness() == 0) spec.set_max_staleness(4);

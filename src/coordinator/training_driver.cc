@@ -46,13 +46,15 @@ ml::OptimizerConfig InnerConfig(const v1::TrainingSpec& spec) {
   return c;
 }
 
-// The optimizer the coordinator applies: the job's, or DiLoCo's outer one.
+// The optimizer the coordinator applies: the job's, or DiLoCo's outer one
+// (Nesterov momentum; plain SGD, i.e. scaled averaging, at momentum 0). Jobs
+// stored before the outer settings existed get DiLoCo's 0.7 and 0.9.
 ml::OptimizerConfig ServerConfig(const v1::TrainingSpec& spec) {
   if (spec.mode() != v1::TRAIN_MODE_LOCAL) return InnerConfig(spec);
   ml::OptimizerConfig c;
-  c.kind = "nesterov";
-  c.lr = 0.7;
-  c.momentum = 0.9;
+  c.lr = spec.outer_lr() > 0 ? spec.outer_lr() : 0.7;
+  c.momentum = spec.has_outer_momentum() ? spec.outer_momentum() : 0.9;
+  c.kind = c.momentum > 0 ? "nesterov" : "sgd";
   return c;
 }
 
@@ -227,6 +229,7 @@ absl::Status TrainingDriver::StartRound(v1::TrainingJob& job, const v1::Dataset&
                                            Input("params.safetensors", job.params_digest())};
   const uint64_t shards = static_cast<uint64_t>(data.train_size());
   const std::string b = std::to_string(spec.batch_size());
+  const bool carry = spec.mode() == v1::TRAIN_MODE_LOCAL && !job.inner_state_digest().empty();
   auto submit = [&](uint64_t shard, std::vector<std::string> args) -> absl::Status {
     std::vector<v1::InputFile> inputs = base;
     inputs.push_back(Input("shard.safetensors", data.train(static_cast<int>(shard)).digest()));
@@ -234,6 +237,10 @@ absl::Status TrainingDriver::StartRound(v1::TrainingJob& job, const v1::Dataset&
         args[0],  "--model",          "model.pt", "--params", "params.safetensors",
         "--data", "shard.safetensors"};
     all.insert(all.end(), args.begin() + 1, args.end());
+    if (carry) {
+      inputs.push_back(Input("state.safetensors", job.inner_state_digest()));
+      all.insert(all.end(), {"--state", "state.safetensors"});
+    }
     ASSIGN_OR_RETURN(uint64_t id, SubmitMlTask(job, std::move(all), inputs));
     job.add_round_tasks(id);
     (*job.mutable_task_base_round())[id] = job.round();
@@ -355,6 +362,11 @@ absl::Status TrainingDriver::CloseRound(v1::TrainingJob& job,
   std::vector<const ml::TensorMap*> ptrs;
   for (const auto& p : parts) ptrs.push_back(&p);
   ASSIGN_OR_RETURN(ml::TensorMap update, ml::WeightedAverage(ptrs, weights));
+  std::string inner_state = job.inner_state_digest();
+  if (spec.mode() == v1::TRAIN_MODE_LOCAL && spec.inner_state() != "reset" &&
+      spec.optimizer() != "sgd") {  // plain SGD keeps no state
+    ASSIGN_OR_RETURN(inner_state, AverageInnerState(job, done, weights, bytes));
+  }
   ASSIGN_OR_RETURN(std::string params_bytes, ReadOutputBlob(job.params_digest()));
   ASSIGN_OR_RETURN(ml::TensorMap params, ml::ParseSafetensors(params_bytes));
   ASSIGN_OR_RETURN(std::string opt_bytes, ReadOutputBlob(job.optimizer_digest()));
@@ -372,6 +384,7 @@ absl::Status TrainingDriver::CloseRound(v1::TrainingJob& job,
   ASSIGN_OR_RETURN(v1::Dataset data, coordinator_.GetDataset(spec.dataset()));
   job.set_params_digest(new_params);
   job.set_optimizer_digest(new_opt);
+  job.set_inner_state_digest(inner_state);
   job.set_round(job.round() + 1);
   job.set_samples_seen(job.samples_seen() + samples);
   job.set_bytes_moved(job.bytes_moved() + bytes);
@@ -387,6 +400,30 @@ absl::Status TrainingDriver::CloseRound(v1::TrainingJob& job,
   r->set_finished_at_ms(now);
   if (spec.mode() == v1::TRAIN_MODE_ASYNC) job.set_round_started_ms(now);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> TrainingDriver::AverageInnerState(const v1::TrainingJob& job,
+                                                              const std::vector<v1::TaskInfo>& done,
+                                                              const std::vector<double>& weights,
+                                                              uint64_t& bytes) {
+  uint64_t state_in = 0;  // the state each task downloaded
+  if (!job.inner_state_digest().empty()) {
+    ASSIGN_OR_RETURN(state_in, coordinator_.blobs().SizeOf(job.inner_state_digest()));
+  }
+  std::vector<ml::TensorMap> states;
+  for (const v1::TaskInfo& t : done) {
+    ASSIGN_OR_RETURN(std::string raw, ReadOutput(t, "state.safetensors"));
+    bytes += state_in + raw.size();
+    ASSIGN_OR_RETURN(ml::TensorMap m, ml::ParseSafetensors(raw));
+    RETURN_IF_ERROR(ml::CheckFinite(m));
+    states.push_back(std::move(m));
+  }
+  std::vector<const ml::TensorMap*> ptrs;
+  for (const auto& s : states) ptrs.push_back(&s);
+  ASSIGN_OR_RETURN(ml::TensorMap avg, ml::WeightedAverage(ptrs, weights));
+  // Every task of a round took the same number of steps from the same state.
+  avg.metadata = {{"step", states.front().metadata["step"]}};
+  return coordinator_.blobs().PutBytes(ml::SerializeSafetensors(avg));
 }
 
 absl::Status TrainingDriver::StartEval(v1::TrainingJob& job, const v1::Dataset& data) {

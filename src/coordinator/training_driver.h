@@ -55,6 +55,13 @@ class TrainingDriver {
   absl::Status StartEval(v1::TrainingJob& job, const v1::Dataset& data);
   // Applies the averaged updates of finished tasks and closes the round.
   absl::Status CloseRound(v1::TrainingJob& job, const std::vector<v1::TaskInfo>& done);
+  // Local mode: the weighted average of the `done` tasks' state.safetensors
+  // (their inner optimizer states), stored as a blob; returns its digest and
+  // adds the state bytes moved down and up to `bytes`.
+  absl::StatusOr<std::string> AverageInnerState(const v1::TrainingJob& job,
+                                                const std::vector<v1::TaskInfo>& done,
+                                                const std::vector<double>& weights,
+                                                uint64_t& bytes);
   bool Finished(const v1::TrainingJob& job, const v1::Dataset& data) const;
 
   // Submits one task the first time, then returns it once it succeeded
