@@ -67,7 +67,7 @@ absl::StatusOr<v1::TrainMode> Mode(const std::string& m) {
 // single-process baseline does (every 235 steps of 64).
 uint32_t EvalEvery(const Flags& f, v1::TrainMode mode) {
   constexpr double kTrainSamples = 60000;
-  double per_round = double{f.workers} * f.batch_size;
+  double per_round = static_cast<double>(f.workers) * f.batch_size;
   if (mode == v1::TRAIN_MODE_LOCAL) per_round *= f.local_steps;
   if (mode == v1::TRAIN_MODE_FULLBATCH) per_round = kTrainSamples;
   const double rounds = kTrainSamples / per_round / std::max<uint32_t>(1, f.evals_per_epoch);
@@ -236,15 +236,18 @@ int Main(int argc, char** argv) {
   const double mib_per_epoch = epochs > 0 ? job.bytes_moved() / 1048576.0 / epochs : 0;
   if (f.json) {
     std::printf(
-        "{\"run\": \"artel\", \"mode\": \"%s\", \"workers\": %u, \"optimizer\": \"%s\", "
+        "{\"run\": \"artel\", \"mode\": \"%s\", \"inner_state\": \"%s\", \"outer_lr\": %g, "
+        "\"outer_momentum\": %g, \"workers\": %u, \"optimizer\": \"%s\", "
         "\"batch_size\": %u, \"lr\": %g, \"local_steps\": %u, \"target\": %g, \"reached\": %s, "
         "\"time_to_target_s\": %.1f, \"epochs_to_target\": %.2f, \"bytes_to_target\": %llu, "
         "\"elapsed_s\": %.1f, \"rounds\": %u, \"epochs\": %.2f, \"accuracy\": %.4f, "
         "\"bytes_moved\": %llu, \"mib_per_epoch\": %.1f}\n",
-        f.mode.c_str(), f.workers, f.optimizer.c_str(), f.batch_size, f.lr, f.local_steps, f.target,
-        out->reached ? "true" : "false", out->time_to_target_s, out->epochs_to_target,
-        static_cast<unsigned long long>(out->bytes_to_target), out->elapsed_s, job.round(), epochs,
-        job.accuracy(), static_cast<unsigned long long>(job.bytes_moved()), mib_per_epoch);
+        f.mode.c_str(), job.spec().inner_state().c_str(), job.spec().outer_lr(),
+        job.spec().outer_momentum(), f.workers, f.optimizer.c_str(), f.batch_size, f.lr,
+        f.local_steps, f.target, out->reached ? "true" : "false", out->time_to_target_s,
+        out->epochs_to_target, static_cast<unsigned long long>(out->bytes_to_target),
+        out->elapsed_s, job.round(), epochs, job.accuracy(),
+        static_cast<unsigned long long>(job.bytes_moved()), mib_per_epoch);
   } else if (out->reached) {
     std::printf(
         "artel %s, %u workers: %.2f%% test accuracy after %.1f s (%.2f epochs, %u rounds); "

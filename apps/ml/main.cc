@@ -9,18 +9,20 @@
 //   artel-ml local  --model M --params P --data D --steps H --batch-size B --lr LR
 //                   --optimizer sgd|momentum|adam [--seed S] [--start-batch K]
 //                   [--state S]                      -> delta.safetensors, state.safetensors
-//   artel-ml eval   --model M --params P --data D [--predictions]
-//                                                    -> metrics.safetensors
+//   artel-ml eval   --model M --params P --data D [--data D2 ...] [--predictions]
+//                                                    -> metrics.safetensors (over all D)
 //   artel-ml export --model M --params P [--out DIR | --out FILE.pt]
 //                                                    -> trained.pt
 //
 // Exit codes: 0 done; 2 bad input or usage (message on stderr); 1 any other
 // failure. Single-threaded unless --threads N.
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
@@ -35,6 +37,7 @@ struct Flags {
   std::string out;
   int threads = 1;
   std::string model, params, data, state;
+  std::vector<std::string> eval_data;  // eval: one or more shards
   int64_t batch_size = 0;
   int64_t batch_index = -1;
   bool all = false;
@@ -129,10 +132,41 @@ absl::Status Local(const Flags& flags) {
   return Write(state_out, flags, "state.safetensors");
 }
 
+// Sums the metrics of every --data shard, so that one process (one libtorch
+// start-up) measures several shards; predictions follow the shards' order.
 absl::Status Eval(const Flags& flags) {
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(flags));
-  ASSIGN_OR_RETURN(TensorMap data, ReadShard(flags));
-  ASSIGN_OR_RETURN(TensorMap metrics, model->Evaluate(data, flags.micro_batch, flags.predictions));
+  double loss_sum = 0;
+  int64_t correct = 0, samples = 0;
+  std::vector<int64_t> predicted;
+  for (const std::string& path : flags.eval_data) {
+    Flags one = flags;
+    one.data = path;
+    ASSIGN_OR_RETURN(TensorMap data, ReadShard(one));
+    ASSIGN_OR_RETURN(TensorMap m, model->Evaluate(data, flags.micro_batch, flags.predictions));
+    const int64_t n = std::stoll(m.metadata.at("samples"));
+    loss_sum += std::stod(m.metadata.at("loss")) * static_cast<double>(n);
+    correct += std::stoll(m.metadata.at("correct"));
+    samples += n;
+    if (flags.predictions) {
+      const Tensor& p = m.tensors.at("predictions");
+      const auto* v = reinterpret_cast<const int64_t*>(p.data.data());
+      predicted.insert(predicted.end(), v, v + p.numel());
+    }
+  }
+  TensorMap metrics;
+  if (flags.predictions) {
+    metrics.tensors["predictions"] =
+        Tensor::I64({static_cast<int64_t>(predicted.size())}, predicted);
+  }
+  char loss[32], accuracy[32];
+  std::snprintf(loss, sizeof(loss), "%.17g", loss_sum / static_cast<double>(samples));
+  std::snprintf(accuracy, sizeof(accuracy), "%.17g",
+                static_cast<double>(correct) / static_cast<double>(samples));
+  metrics.metadata = {{"loss", loss},
+                      {"samples", std::to_string(samples)},
+                      {"correct", std::to_string(correct)},
+                      {"accuracy", accuracy}};
   return Write(metrics, flags, "metrics.safetensors");
 }
 
@@ -207,7 +241,10 @@ int Main(int argc, char** argv) {
   local->add_option("--state", f.state,
                     "optimizer state to start from (a state.safetensors written by local)");
   CLI::App* eval = app.add_subcommand("eval", "write metrics.safetensors: loss, correct, samples");
-  model_options(eval, true, true);
+  model_options(eval, true, false);
+  eval->add_option("--data", f.eval_data,
+                   "shard safetensors: x F32 [n, ...], y I64 [n]; repeat to measure several")
+      ->required();
   eval->add_flag("--predictions", f.predictions, "also write the predicted classes");
   eval->add_option("--micro-batch", f.micro_batch, "rows per forward pass (0: all)")
       ->capture_default_str();

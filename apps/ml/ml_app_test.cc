@@ -365,6 +365,42 @@ TEST_F(MlAppTest, EvalCountsSamplesAndCorrectPredictions) {
   EXPECT_EQ(metrics.tensors.at("predictions").shape, std::vector<int64_t>{64});
 }
 
+TEST_F(MlAppTest, EvalOfSeveralShardsSumsTheirMetrics) {
+  TensorMap one = Eval("init/params.safetensors", "eval1");
+  // A second shard: the first half of the shard's rows.
+  TensorMap shard = Read("shard.safetensors");
+  TensorMap half;
+  for (const auto& [name, t] : shard.tensors) {
+    Tensor h = t;
+    h.shape[0] = t.shape[0] / 2;
+    h.data.resize(h.data.size() / 2);
+    half.tensors[name] = h;
+  }
+  ASSERT_TRUE(WriteSafetensors(half, Path("half.safetensors")).ok());
+  TensorMap first_half = [&] {
+    RunResult run = Ml({"eval", "--model", "model.pt", "--params", "init/params.safetensors",
+                        "--data", "half.safetensors", "--out", "evalh"});
+    EXPECT_EQ(run.code, 0) << run.log;
+    return Read("evalh/metrics.safetensors");
+  }();
+  RunResult run =
+      Ml({"eval", "--model", "model.pt", "--params", "init/params.safetensors", "--data",
+          "shard.safetensors", "--data", "half.safetensors", "--out", "eval2", "--predictions"});
+  ASSERT_EQ(run.code, 0) << run.log;
+  TensorMap both = Read("eval2/metrics.safetensors");
+  EXPECT_EQ(both.metadata["samples"], "96");
+  EXPECT_EQ(std::stoi(both.metadata["correct"]),
+            std::stoi(one.metadata["correct"]) + std::stoi(first_half.metadata["correct"]));
+  const double want =
+      (std::stod(one.metadata["loss"]) * 64 + std::stod(first_half.metadata["loss"]) * 32) / 96;
+  EXPECT_NEAR(std::stod(both.metadata["loss"]), want, 1e-5);
+  ASSERT_TRUE(both.tensors.contains("predictions"));
+  const Tensor& p = both.tensors.at("predictions");
+  ASSERT_EQ(p.shape, std::vector<int64_t>{96});
+  // The first 64 predictions are the whole shard's, in order.
+  EXPECT_EQ(p.data.substr(0, 64 * 8), one.tensors.at("predictions").data);
+}
+
 TEST_F(MlAppTest, ParamsOfTheWrongShapeOrNamesAreRejected) {
   TensorMap params = Read("init/params.safetensors");
   params.tensors["fc.bias"] = Tensor::F32({11}, std::vector<float>(11, 0.f));
