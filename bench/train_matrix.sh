@@ -6,9 +6,9 @@
 #   bench/train_matrix.sh [-n WORKERS] [-t TARGET] [-o RESULTS.jsonl] [-m "C1 C2"]
 #                         [-f FULLBATCH_LIMIT_S] [-l LIMIT_S] [-s "MODES"]
 #
-# MODES: any of local local-reset sync async [all four]; fullbatch always
-# runs. Every artel run gives up after LIMIT_S [300] (fullbatch after
-# FULLBATCH_LIMIT_S [300]) and then reports the accuracy it reached.
+# MODES: any of single local local-carry sync async fullbatch [all]. Every
+# artel run gives up after LIMIT_S [300] (fullbatch after FULLBATCH_LIMIT_S
+# [300]) and then reports the accuracy it reached.
 #
 # Needs a build (make build), /usr/bin/python3 with torch, and Fashion-MNIST
 # (scripts/setup.sh installs both). Each run prints its progress; the JSON
@@ -16,8 +16,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-build/bin}
-workers=2 target=0.90 out=bench-train.jsonl channels="32 64" full_limit=300 limit=300
-modes="local local-reset sync async"
+workers=2 target=0.90 out=${BUILD_DIR:-build}/bench-train.jsonl channels="32 64" full_limit=300 limit=300
+modes="single local local-carry sync async fullbatch"
 while getopts "n:t:o:m:f:l:s:h" opt; do
   case $opt in
     n) workers=$OPTARG ;;
@@ -49,27 +49,34 @@ run() {  # name, command...
 }
 
 # Adam with lr 0.002 everywhere. The single process steps on batches of 64.
-# local: tasks of 64 such steps; the round averages the deltas and the Adam
-# states (plain averaging, --inner-state carry). local-reset: DiLoCo's way,
-# each task with a fresh Adam and a light outer Nesterov momentum. sync and
+# local: tasks of 64 such steps, each from a fresh Adam (the default), with a
+# light outer Nesterov momentum. local-carry: the round averages the deltas
+# and the Adam states (plain averaging, --inner-state carry). sync and
 # async: one gradient of 256 samples per task (a task of 64 samples would be
 # mostly process start-up). fullbatch: one step per epoch.
-run "single process, 1 thread" "$BIN/artel-bench-single" --model "$model" \
-  --target-accuracy "$target" --epochs 10 --json || true
 for mode in $modes; do
+  lim=$limit
   case $mode in
-    local) flags=(--mode local --local-steps 64 --outer-lr 1 --outer-momentum 0) ;;
-    local-reset)
-      flags=(--mode local --local-steps 64 --inner-state reset --outer-lr 0.8 --outer-momentum 0.5)
+    single)
+      run "single process, 1 thread" "$BIN/artel-bench-single" --model "$model" \
+        --target-accuracy "$target" --epochs 10 --json || true
+      continue
       ;;
-    *) flags=(--mode "$mode" --batch-size 256) ;;
+    local) flags=(--mode local --local-steps 64 --outer-lr 0.8 --outer-momentum 0.5) ;;
+    local-carry)
+      flags=(--mode local --local-steps 64 --inner-state carry --outer-lr 1 --outer-momentum 0)
+      ;;
+    sync | async) flags=(--mode "$mode" --batch-size 256) ;;
+    fullbatch) flags=(--mode fullbatch --lr 0.01 --epochs 1000) lim=$full_limit ;;
+    *)
+      echo "train_matrix: unknown mode '$mode'; use single local local-carry sync async fullbatch" >&2
+      exit 2
+      ;;
   esac
-  run "artel $mode, $workers workers" "$BIN/artel-bench-train" --model "$model" "${flags[@]}" \
-    --workers "$workers" --target-accuracy "$target" --time-limit "$limit" --json || true
+  run "artel $mode, $workers workers" "$BIN/artel-bench-train" --model "$model" \
+    --workers "$workers" --target-accuracy "$target" --time-limit "$lim" "${flags[@]}" \
+    --json || true
 done
-run "artel fullbatch, $workers workers (capped at ${full_limit} s)" "$BIN/artel-bench-train" \
-  --model "$model" --mode fullbatch --workers "$workers" --lr 0.01 --target-accuracy "$target" \
-  --time-limit "$full_limit" --epochs 1000 --json || true
 
 echo
 echo "== results ($out)"
@@ -79,10 +86,11 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 base = next((r["time_to_target_s"] for r in rows if r["run"] == "single" and r["reached"]), None)
 print(f"{'run':28} {'reached':>7} {'time (s)':>9} {'epochs':>7} {'accuracy':>8} {'MiB/epoch':>9} {'speed-up':>8}")
 for r in rows:
-    mode = r.get("mode", "") + ("-reset" if r.get("inner_state") == "reset" else "")
+    mode = r.get("mode", "") + ("-carry" if r.get("inner_state") == "carry" else "")
     name = "single process" if r["run"] == "single" else f"artel {mode} x{r['workers']}"
+    acc = f"{r['accuracy'] * 100:.2f}%" if r["accuracy"] >= 0 else "-"
     t = r["time_to_target_s"] if r["reached"] else r.get("elapsed_s", r["time_to_target_s"])
     speed = f"{base / t:.2f}" if base and r["reached"] else "-"
     print(f"{name:28} {str(r['reached']):>7} {t:9.1f} {r.get('epochs_to_target', -1) if r['reached'] else r.get('epochs', 0):7.2f} "
-          f"{r['accuracy'] * 100:7.2f}% {r.get('mib_per_epoch', 0):9.1f} {speed:>8}")
+          f"{acc:>8} {r.get('mib_per_epoch', 0):9.1f} {speed:>8}")
 PY

@@ -95,9 +95,11 @@ TEST_F(TrainingTest, EveryModeLowersTheLoss) {
   struct Case {
     v1::TrainMode mode;
     uint32_t rounds;
+    std::string inner_state = "";  // local mode only
   };
   const std::vector<Case> cases = {{v1::TRAIN_MODE_SYNC, 6},
                                    {v1::TRAIN_MODE_LOCAL, 3},
+                                   {v1::TRAIN_MODE_LOCAL, 3, "carry"},
                                    {v1::TRAIN_MODE_ASYNC, 6},
                                    {v1::TRAIN_MODE_FULLBATCH, 3}};
   std::vector<uint64_t> ids;
@@ -108,16 +110,23 @@ TEST_F(TrainingTest, EveryModeLowersTheLoss) {
     spec.set_batch_size(64);
     spec.set_local_steps(c.mode == v1::TRAIN_MODE_LOCAL ? 8 : 0);
     spec.set_rounds(c.rounds);
-    spec.set_eval_every(c.rounds);
+    spec.set_eval_every(std::max<uint32_t>(1, c.rounds / 3));
     spec.set_lr(0.1);
     spec.set_optimizer("momentum");
+    spec.set_inner_state(c.inner_state);
     ids.push_back(StartJob(spec));
     ASSERT_NE(ids.back(), 0u);
   }
   for (size_t i = 0; i < cases.size(); ++i) {
     const v1::TrainingJob job = WaitJobDone(ids[i], std::chrono::seconds(120));
-    SCOPED_TRACE("mode " + v1::TrainMode_Name(cases[i].mode));
+    SCOPED_TRACE("mode " + v1::TrainMode_Name(cases[i].mode) + " " + cases[i].inner_state);
     ASSERT_EQ(job.state(), v1::TRAINING_STATE_DONE) << job.reason();
+    // Evaluated during training, not only at the end.
+    int evaluated = 0;
+    for (const v1::RoundRecord& r : job.history()) evaluated += r.accuracy() >= 0 ? 1 : 0;
+    EXPECT_GE(evaluated, 2) << job.ShortDebugString();
+    // Only a job that carries the inner optimizer's state keeps one.
+    EXPECT_EQ(job.inner_state_digest().empty(), cases[i].inner_state != "carry");
     EXPECT_EQ(job.round(), cases[i].rounds);
     ASSERT_EQ(RoundNumbers(job), OneTo(cases[i].rounds));
     EXPECT_LT(job.history(job.history_size() - 1).loss(), job.history(0).loss())
@@ -130,6 +139,70 @@ TEST_F(TrainingTest, EveryModeLowersTheLoss) {
     EXPECT_GT(std::filesystem::file_size(out), 0u);
     EXPECT_EQ(ReadFile(out).substr(0, 2), "PK") << "not a TorchScript (zip) file";
   }
+}
+
+// Replicated ML tasks are compared by the tolerance validator: a worker whose
+// every result is corrupted is outvoted, and the job trains the same model as
+// without replication.
+TEST_F(TrainingTest, QuorumOfTwoOutvotesALyingWorkerAndTrainsTheSameModel) {
+  ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(2));
+  v1::TrainingSpec spec;
+  spec.set_mode(v1::TRAIN_MODE_SYNC);
+  spec.set_workers(2);
+  spec.set_batch_size(32);
+  spec.set_rounds(2);
+  spec.set_eval_every(2);
+  spec.set_optimizer("sgd");
+  spec.set_lr(0.05);
+  const uint64_t single = StartJob(spec);
+  ASSERT_NE(single, 0u);
+  const v1::TrainingJob plain = WaitJobDone(single);
+  ASSERT_EQ(plain.state(), v1::TRAINING_STATE_DONE) << plain.reason();
+
+  AddWorker("liar", {"--inject-fault", "corrupt-results"});
+  spec.set_quorum(2);
+  const uint64_t voted_id = StartJob(spec);
+  ASSERT_NE(voted_id, 0u);
+  const v1::TrainingJob voted = WaitJobDone(voted_id, std::chrono::seconds(180));
+  ASSERT_EQ(voted.state(), v1::TRAINING_STATE_DONE) << voted.reason();
+  EXPECT_EQ(voted.round(), 2u);
+
+  absl::StatusOr<v1::ListWorkersResponse> workers = client().ListWorkers();
+  ASSERT_TRUE(workers.ok()) << workers.status();
+  uint64_t liar_invalid = 0, honest_invalid = 0;
+  for (const v1::WorkerInfo& w : workers->workers()) {
+    (w.name() == "liar" ? liar_invalid : honest_invalid) += w.invalid();
+  }
+  EXPECT_GT(liar_invalid, 0u) << "the corrupting worker was never outvoted";
+  EXPECT_EQ(honest_invalid, 0u);
+
+  v1::ListTasksRequest list;
+  list.set_limit(1000);
+  absl::StatusOr<v1::ListTasksResponse> tasks = client().ListTasks(list);
+  ASSERT_TRUE(tasks.ok()) << tasks.status();
+  ASSERT_GT(tasks->tasks_size(), 0);
+  for (const v1::TaskInfo& t : tasks->tasks()) {
+    EXPECT_EQ(t.spec().validator(), "tolerance") << "task " << t.id();
+  }
+
+  // The outvoted results left no trace: the parameters are those of the
+  // unreplicated job.
+  const auto a = dir() / "plain.safetensors", b = dir() / "voted.safetensors";
+  ASSERT_TRUE(client().blobs().DownloadToFile(plain.params_digest(), a).ok());
+  ASSERT_TRUE(client().blobs().DownloadToFile(voted.params_digest(), b).ok());
+  absl::StatusOr<ml::TensorMap> pa = ml::ReadSafetensors(a), pb = ml::ReadSafetensors(b);
+  ASSERT_TRUE(pa.ok() && pb.ok());
+  ASSERT_EQ(pa->tensors.size(), pb->tensors.size());
+  double worst = 0;
+  for (const auto& [name, t] : pa->tensors) {
+    ASSERT_TRUE(pb->tensors.contains(name)) << name;
+    const ml::Tensor& u = pb->tensors.at(name);
+    ASSERT_EQ(t.shape, u.shape) << name;
+    for (int64_t i = 0; i < t.numel(); ++i)
+      worst = std::max<double>(worst, std::abs(t.f32()[i] - u.f32()[i]));
+  }
+  EXPECT_LT(worst, 1e-6);
+  EXPECT_NEAR(voted.accuracy(), plain.accuracy(), 1e-9);
 }
 
 TEST_F(TrainingTest, JobResumesAfterCoordinatorSigkill) {

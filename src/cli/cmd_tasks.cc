@@ -10,7 +10,7 @@ namespace {
 
 struct SubmitFlags {
   Connection conn;
-  std::string app, version, job;
+  std::string app, version, job, validator;
   std::vector<std::string> args, inputs;
   uint32_t count = 1, quorum = 0, replicas = 0, max_total = 0, max_errors = 0, cores = 0;
   std::string lease, deadline, memory, wall_time, gpu_memory;
@@ -85,6 +85,7 @@ void Submit(const SubmitFlags& f) {
     v1::TaskSpec* t = req.add_tasks();
     t->set_app(f.app);
     t->set_version(f.version);
+    t->set_validator(f.validator);
     for (const auto& a : f.args) t->add_args(ReplaceAll(a, "{i}", std::to_string(i)));
     for (const auto& in : inputs) *t->add_inputs() = in;
     v1::RedundancyPolicy* p = t->mutable_policy();
@@ -164,6 +165,9 @@ void AddTaskCommands(CLI::App& app) {
   s->add_option("--memory", sf->memory, "memory limit per replica, e.g. 512M [256M]");
   s->add_option("--gpu-memory", sf->gpu_memory, "GPU memory per replica, e.g. 8G [none]");
   s->add_option("--wall-time", sf->wall_time, "wall-time limit per replica, e.g. 10m [none]");
+  s->add_option("--validator", sf->validator,
+                "how a quorum compares results: exact (same bytes), or tolerance[:rtol=R,atol=A] "
+                "(*.safetensors outputs equal within rtol 1e-4, atol 1e-6) [exact]");
   s->add_option("--job", sf->job, "job name");
   s->add_flag("--wait", sf->wait, "wait until every task finished; exit 0 if all succeeded");
   s->add_flag("--json", sf->json, "print {\"id\": N} per task");

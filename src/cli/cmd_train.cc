@@ -247,8 +247,8 @@ void AddTrainCommands(CLI::App& app) {
                 "local mode: outer Nesterov momentum; 0 = plain averaging [0.9]")
       ->check(CLI::Range(0.0, 0.999));
   t->add_option("--inner-state", tf->inner_state,
-                "local mode: carry = tasks start from the round's averaged inner optimizer "
-                "state; reset = from a fresh one [carry]")
+                "local mode: reset = every task starts a fresh inner optimizer; carry = tasks "
+                "start from the previous round's averaged inner optimizer state [reset]")
       ->check(CLI::IsMember({"carry", "reset"}));
   CLI::Option* epochs =
       t->add_option("--epochs", tf->epochs, "stop after E passes over the data [1]")

@@ -264,7 +264,7 @@ absl::Status Coordinator::ValidateSpecLocked(v1::TaskSpec& spec, std::string* ap
                                            ") has not been uploaded; upload it before submitting");
     }
   }
-  RETURN_IF_ERROR(FindValidator(spec.validator()).status());
+  RETURN_IF_ERROR(MakeValidator(spec.validator(), blobs_).status());
   *spec.mutable_policy() = WithDefaults(spec.policy());
   *spec.mutable_resources() = WithDefaults(spec.resources());
   return CheckPolicy(spec.policy());
@@ -342,7 +342,9 @@ std::vector<v1::ReplicaInfo*> Coordinator::ReplicasOfLocked(const TaskEntry& tas
 void Coordinator::TransitLocked(TaskEntry& task, WriteBatch& batch) {
   const bool was_done = task.info.state() == v1::TASK_STATE_DONE;
   const v1::TaskState old_state = task.info.state();
-  const auto* validator = *FindValidator(task.info.spec().validator());
+  // Checked at submit, so the name is valid; a tolerance validator reads the
+  // replicas' outputs from the blob store.
+  const std::unique_ptr<Validator> validator = *MakeValidator(task.info.spec().validator(), blobs_);
   TransitionResult r = Transit(task.info, ReplicasOfLocked(task), *validator, clock_.NowMs());
   for (uint64_t id : r.changed_replicas) batch.replicas.push_back(replicas_.at(id));
   for (uint64_t id : r.cancelled_replicas) in_progress_.erase(id);

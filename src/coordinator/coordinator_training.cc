@@ -96,7 +96,7 @@ absl::StatusOr<v1::TrainingJob> Coordinator::StartTraining(const v1::TrainingSpe
           "--outer-lr, --outer-momentum and --inner-state apply to --mode local only");
     }
   } else {
-    if (spec.inner_state().empty()) spec.set_inner_state("carry");
+    if (spec.inner_state().empty()) spec.set_inner_state("reset");
     if (spec.inner_state() != "carry" && spec.inner_state() != "reset") {
       return absl::InvalidArgumentError("unknown --inner-state '" + spec.inner_state() +
                                         "'; use carry or reset");

@@ -149,6 +149,8 @@ absl::StatusOr<uint64_t> TrainingDriver::SubmitMlTask(const v1::TrainingJob& job
   for (auto& a : args) t->add_args(std::move(a));
   for (const auto& in : inputs) *t->add_inputs() = in;
   t->mutable_policy()->set_min_quorum(job.spec().quorum());
+  // Replicas on different CPUs agree on gradients only up to float rounding.
+  t->set_validator("tolerance");
   t->mutable_resources()->set_memory_bytes(kMlTaskMemory);
   ASSIGN_OR_RETURN(v1::SubmitResponse resp, coordinator_.Submit(req));
   return resp.task_ids(0);
@@ -309,6 +311,12 @@ absl::Status TrainingDriver::AdvanceRound(v1::TrainingJob& job, const v1::Datase
       job.mutable_task_base_round()->erase(t.id());
       if (job.round() - base > spec.max_staleness()) continue;  // refused: too stale
       RETURN_IF_ERROR(CloseRound(job, {t}));
+      // Measure every eval_every updates (skipping a due one while another
+      // evaluation is still running).
+      if (job.round() % spec.eval_every() == 0 && job.eval_tasks().empty() &&
+          data.test_size() > 0) {
+        RETURN_IF_ERROR(StartEval(job, data));
+      }
     }
     job.clear_round_tasks();
     for (uint64_t id : running) job.add_round_tasks(id);

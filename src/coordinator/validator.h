@@ -1,23 +1,28 @@
 // Decides whether two successful replicas of a task gave the same answer.
 //
-// Implementations: ExactValidator (same output digests). A numeric-tolerance
-// validator for safetensors outputs joins it with the training work.
+// Implementations: ExactValidator (same output digests) and
+// ToleranceValidator (safetensors outputs equal within rtol/atol, for
+// floating-point results such as gradients that differ in their last bits
+// from one CPU to another). Both pass the contract tests in
+// validator_test.cc.
 #pragma once
 
 #include <memory>
 #include <string>
 
 #include "artel/v1/artel.pb.h"
+#include "blob/blob_store.h"
 #include "common/status.h"
 
 namespace artel {
 
-// Thread-safe (stateless).
+// Thread-safe (stateless, or reading an immutable blob store).
 class Validator {
  public:
   virtual ~Validator() = default;
   // REQUIRES: both replicas reported RESULT_KIND_SUCCESS.
   virtual bool Equivalent(const v1::ReplicaInfo& a, const v1::ReplicaInfo& b) const = 0;
+  // The name a task spec gives to select this validator.
   virtual std::string name() const = 0;
 };
 
@@ -29,8 +34,41 @@ class ExactValidator final : public Validator {
   std::string name() const override { return "exact"; }
 };
 
-// Returns the validator called `name` ("" means "exact"); the error lists
-// the known names.
-absl::StatusOr<const Validator*> FindValidator(const std::string& name);
+// Equal when both replicas wrote outputs of the same names (stderr and stdout
+// are not compared: they hold timings and printed numbers) and each pair is
+// equal: the same digest, or, for "*.safetensors" outputs, the same tensor
+// names, dtypes and shapes with float values within
+// |a - b| <= atol + rtol * max(|a|, |b|), NaN only against NaN, integer and
+// bool values identical, and the same metadata keys whose values are equal
+// or, when both are numbers, within the same tolerance. Other outputs need the
+// same digest. A blob missing from `blobs` or not parsing makes the pair differ.
+// `blobs` must outlive the validator.
+class ToleranceValidator final : public Validator {
+ public:
+  static constexpr double kDefaultRtol = 1e-4;
+  static constexpr double kDefaultAtol = 1e-6;
+
+  // REQUIRES: rtol >= 0, atol >= 0.
+  ToleranceValidator(const BlobStore& blobs, double rtol = kDefaultRtol, double atol = kDefaultAtol)
+      : blobs_(blobs), rtol_(rtol), atol_(atol) {}
+  bool Equivalent(const v1::ReplicaInfo& a, const v1::ReplicaInfo& b) const override;
+  // "tolerance:rtol=R,atol=A", which MakeValidator parses back.
+  std::string name() const override;
+
+ private:
+  bool SameSafetensors(const std::string& digest_a, const std::string& digest_b) const;
+
+  const BlobStore& blobs_;
+  const double rtol_;
+  const double atol_;
+};
+
+// The validator a task spec names: "" or "exact"; "tolerance" (rtol 1e-4,
+// atol 1e-6) or "tolerance:rtol=R,atol=A" (either part may be left out).
+// `blobs` is what a ToleranceValidator reads; it must outlive the result.
+// Errors: InvalidArgument naming the known validators, or what is wrong in
+// the tolerance settings.
+absl::StatusOr<std::unique_ptr<Validator>> MakeValidator(const std::string& name,
+                                                         const BlobStore& blobs);
 
 }  // namespace artel
