@@ -23,6 +23,32 @@ std::vector<uint32_t> OneTo(uint32_t n) {
   return v;
 }
 
+// Checks the job's parameters against one single-process SGD step (lr 0.05)
+// from `model`'s own parameters over rows [0, 32) of shards 0 and 1 of the
+// data set in `train` (samples 0..31 and 500..531). Returns the reference's
+// loss.
+double ExpectOneSgdStepOnTheFirstRowsOfTwoShards(Client& client, const std::filesystem::path& dir,
+                                                 const std::filesystem::path& model,
+                                                 const std::filesystem::path& train,
+                                                 const v1::TrainingJob& job) {
+  const auto params = dir / "params.safetensors";
+  EXPECT_TRUE(client.blobs().DownloadToFile(job.params_digest(), params).ok());
+  const std::string second = std::to_string(kShardSize) + ":" + std::to_string(kShardSize + 32);
+  const nlohmann::json ref = ReferenceJson(RunReference(
+      {"sgd-step", model.string(), train.string(), params.string(), "0.05", "0:32", second}));
+  if (!ref.is_object()) {
+    ADD_FAILURE() << "the reference did not run";
+    return 0;
+  }
+  EXPECT_TRUE(ref["missing"].empty()) << ref.dump();
+  EXPECT_TRUE(ref["extra"].empty()) << ref.dump();
+  EXPECT_TRUE(ref["shape_mismatch"].empty()) << ref.dump();
+  EXPECT_LT(ref["max_abs_diff"].get<double>(), 1e-5) << ref.dump();
+  // The step moved some parameter by far more than the tolerance.
+  EXPECT_GT(ref["step_size"].get<double>(), 1e-3) << ref.dump();
+  return ref["loss"].get<double>();
+}
+
 TEST_F(TrainingTest, SyncStepEqualsSingleProcessStep) {
   ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(2));
   CommandResult train;
@@ -35,22 +61,11 @@ TEST_F(TrainingTest, SyncStepEqualsSingleProcessStep) {
   ASSERT_EQ(job.history_size(), 1);
   EXPECT_EQ(job.history(0).samples(), 64u);
 
-  const auto params = dir() / "params.safetensors";
-  ASSERT_TRUE(client().blobs().DownloadToFile(job.params_digest(), params).ok());
   // Round 1's two tasks: position p -> shard p % 4, batch (p / 4): rows
-  // [0, 32) of shard 0 and of shard 1 (samples 500..531 of the data set).
-  const std::string second = std::to_string(kShardSize) + ":" + std::to_string(kShardSize + 32);
-  const nlohmann::json ref =
-      ReferenceJson(RunReference({"sgd-step", ModelFile().string(), TrainFile().string(),
-                                  params.string(), "0.05", "0:32", second}));
-  ASSERT_TRUE(ref.is_object());
-  EXPECT_TRUE(ref["missing"].empty()) << ref.dump();
-  EXPECT_TRUE(ref["extra"].empty()) << ref.dump();
-  EXPECT_TRUE(ref["shape_mismatch"].empty()) << ref.dump();
-  EXPECT_LT(ref["max_abs_diff"].get<double>(), 1e-5) << ref.dump();
-  // The step moved some parameter by far more than the tolerance.
-  EXPECT_GT(ref["step_size"].get<double>(), 1e-3) << ref.dump();
-  EXPECT_NEAR(job.history(0).loss(), ref["loss"].get<double>(), 1e-5) << ref.dump();
+  // [0, 32) of shard 0 and of shard 1.
+  const double loss =
+      ExpectOneSgdStepOnTheFirstRowsOfTwoShards(client(), dir(), ModelFile(), TrainFile(), job);
+  EXPECT_NEAR(job.history(0).loss(), loss, 1e-5);
 }
 
 // With one inner SGD step per task and the outer optimizer reduced to plain
@@ -70,17 +85,8 @@ TEST_F(TrainingTest, LocalModeWithoutOuterMomentumAveragesTheDeltas) {
   ASSERT_TRUE(job.spec().has_outer_momentum());
   EXPECT_EQ(job.spec().outer_momentum(), 0.0);
 
-  const auto params = dir() / "params.safetensors";
-  ASSERT_TRUE(client().blobs().DownloadToFile(job.params_digest(), params).ok());
   // Task j starts at batch 0 of shard j: rows [0, 32) of shards 0 and 1.
-  const std::string second = std::to_string(kShardSize) + ":" + std::to_string(kShardSize + 32);
-  const nlohmann::json ref =
-      ReferenceJson(RunReference({"sgd-step", ModelFile().string(), TrainFile().string(),
-                                  params.string(), "0.05", "0:32", second}));
-  ASSERT_TRUE(ref.is_object());
-  EXPECT_TRUE(ref["missing"].empty()) << ref.dump();
-  EXPECT_LT(ref["max_abs_diff"].get<double>(), 1e-5) << ref.dump();
-  EXPECT_GT(ref["step_size"].get<double>(), 1e-3) << ref.dump();
+  ExpectOneSgdStepOnTheFirstRowsOfTwoShards(client(), dir(), ModelFile(), TrainFile(), job);
 
   // The outer settings belong to local mode; elsewhere they are refused.
   CommandResult refused = RunArtel({"train", "--model", ModelFile().string(), "--data", "small",
