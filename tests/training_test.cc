@@ -211,6 +211,38 @@ TEST_F(TrainingTest, QuorumOfTwoOutvotesALyingWorkerAndTrainsTheSameModel) {
   EXPECT_NEAR(voted.accuracy(), plain.accuracy(), 1e-9);
 }
 
+// A job that reaches its target accuracy stops there, and the accuracy it
+// reports (and the model it exports) is that of its final parameters.
+TEST_F(TrainingTest, JobStopsAtTheTargetAccuracyWithTheMeasuredParameters) {
+  ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(2));
+  for (const v1::TrainMode mode : {v1::TRAIN_MODE_SYNC, v1::TRAIN_MODE_LOCAL}) {
+    SCOPED_TRACE(v1::TrainMode_Name(mode));
+    v1::TrainingSpec spec;
+    spec.set_mode(mode);
+    spec.set_workers(2);
+    spec.set_batch_size(32);
+    spec.set_local_steps(mode == v1::TRAIN_MODE_LOCAL ? 4 : 0);
+    spec.set_optimizer("momentum");
+    spec.set_lr(0.05);
+    spec.set_epochs(20);
+    spec.set_eval_every(1);
+    spec.set_target_accuracy(0.6);
+    const uint64_t id = StartJob(spec);
+    ASSERT_NE(id, 0u);
+    const v1::TrainingJob job = WaitJobDone(id, std::chrono::seconds(180));
+    ASSERT_EQ(job.state(), v1::TRAINING_STATE_DONE) << job.reason();
+    EXPECT_GE(job.accuracy(), 0.6);
+    ASSERT_GT(job.history_size(), 0);
+    const v1::RoundRecord& last = job.history(job.history_size() - 1);
+    EXPECT_EQ(last.round(), job.round());
+    EXPECT_DOUBLE_EQ(last.accuracy(), job.accuracy()) << "the final parameters were not measured";
+    // It stopped at the first evaluation that met the target.
+    for (int i = 0; i + 1 < job.history_size(); ++i) {
+      EXPECT_LT(job.history(i).accuracy(), 0.6) << "round " << job.history(i).round();
+    }
+  }
+}
+
 TEST_F(TrainingTest, JobResumesAfterCoordinatorSigkill) {
   ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(2));
   constexpr uint32_t kRounds = 6;

@@ -371,7 +371,8 @@ absl::Status TrainingDriver::CloseRound(v1::TrainingJob& job,
   for (const auto& p : parts) ptrs.push_back(&p);
   ASSIGN_OR_RETURN(ml::TensorMap update, ml::WeightedAverage(ptrs, weights));
   std::string inner_state = job.inner_state_digest();
-  if (spec.mode() == v1::TRAIN_MODE_LOCAL && spec.inner_state() != "reset" &&
+  // Jobs stored before --inner-state existed have it empty: they reset.
+  if (spec.mode() == v1::TRAIN_MODE_LOCAL && spec.inner_state() == "carry" &&
       spec.optimizer() != "sgd") {  // plain SGD keeps no state
     ASSIGN_OR_RETURN(inner_state, AverageInnerState(job, done, weights, bytes));
   }
@@ -479,6 +480,17 @@ absl::Status TrainingDriver::AdvanceEval(v1::TrainingJob& job) {
     if (r.round() != job.eval_round()) continue;
     r.set_accuracy(correct / samples);
     r.set_test_loss(loss / samples);
+  }
+  // The target is reached by the parameters just measured: stop the round in
+  // flight, so that the job exports those parameters rather than later ones
+  // that would need measuring again (and might measure lower). Async updates
+  // have moved on already; the final evaluation measures where they ended.
+  const v1::TrainingSpec& spec = job.spec();
+  if (spec.target_accuracy() > 0 && job.accuracy() >= spec.target_accuracy() &&
+      job.eval_round() == job.round() && spec.mode() != v1::TRAIN_MODE_ASYNC) {
+    for (uint64_t id : job.round_tasks()) (void)coordinator_.Cancel(id);
+    job.clear_round_tasks();
+    job.clear_task_base_round();
   }
   return absl::OkStatus();
 }
