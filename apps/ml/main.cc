@@ -84,11 +84,10 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const Flags& flags) {
   return model;
 }
 
-absl::StatusOr<TensorMap> ReadShard(const Flags& flags) {
-  ASSIGN_OR_RETURN(TensorMap data, ReadSafetensors(flags.data));
+absl::StatusOr<TensorMap> ReadShard(const std::string& path) {
+  ASSIGN_OR_RETURN(TensorMap data, ReadSafetensors(path));
   absl::StatusOr<int64_t> n = CheckShard(data);
-  if (!n.ok())
-    return absl::InvalidArgumentError(absl::StrCat(flags.data, ": ", n.status().message()));
+  if (!n.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", n.status().message()));
   return data;
 }
 
@@ -99,7 +98,7 @@ absl::Status Init(const Flags& flags) {
 
 absl::Status Grad(const Flags& flags) {
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(flags));
-  ASSIGN_OR_RETURN(TensorMap data, ReadShard(flags));
+  ASSIGN_OR_RETURN(TensorMap data, ReadShard(flags.data));
   const int64_t n = data.tensors.at("x").shape[0];
   RowRange rows{0, n};
   if (flags.batch_index >= 0) {
@@ -116,7 +115,7 @@ absl::Status Local(const Flags& flags) {
   options.batch_size = flags.batch_size;
   ASSIGN_OR_RETURN(options.optimizer, ParseOptimizer(flags.optimizer));
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(flags));
-  ASSIGN_OR_RETURN(TensorMap data, ReadShard(flags));
+  ASSIGN_OR_RETURN(TensorMap data, ReadShard(flags.data));
   TensorMap state_in, state_out;
   if (!flags.state.empty()) {
     ASSIGN_OR_RETURN(state_in, ReadSafetensors(flags.state));
@@ -140,9 +139,7 @@ absl::Status Eval(const Flags& flags) {
   int64_t correct = 0, samples = 0;
   std::vector<int64_t> predicted;
   for (const std::string& path : flags.eval_data) {
-    Flags one = flags;
-    one.data = path;
-    ASSIGN_OR_RETURN(TensorMap data, ReadShard(one));
+    ASSIGN_OR_RETURN(TensorMap data, ReadShard(path));
     ASSIGN_OR_RETURN(TensorMap m, model->Evaluate(data, flags.micro_batch, flags.predictions));
     const int64_t n = std::stoll(m.metadata.at("samples"));
     loss_sum += std::stod(m.metadata.at("loss")) * static_cast<double>(n);

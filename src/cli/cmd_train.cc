@@ -122,12 +122,12 @@ void Train(const TrainFlags& f) {
 }
 
 std::string Default(uint32_t value) { return value == 0 ? "default" : std::to_string(value); }
-std::string Default(double value) {
-  if (value == 0) return "default";
+std::string Number(double value) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%g", value);
   return buf;
 }
+std::string Default(double value) { return value == 0 ? "default" : Number(value); }
 
 void PrintJob(const v1::TrainingJob& job) {
   const v1::TrainingSpec& s = job.spec();
@@ -142,8 +142,7 @@ void PrintJob(const v1::TrainingJob& job) {
   if (s.mode() == v1::TRAIN_MODE_LOCAL) {
     std::cout << "  local:     " << Default(s.local_steps()) << " steps per task, outer lr "
               << Default(s.outer_lr()) << ", outer momentum "
-              << (s.has_outer_momentum() ? std::to_string(s.outer_momentum()).substr(0, 4)
-                                         : std::string("default"))
+              << (s.has_outer_momentum() ? Number(s.outer_momentum()) : std::string("default"))
               << ", inner state " << (s.inner_state().empty() ? "default" : s.inner_state())
               << "\n";
   }

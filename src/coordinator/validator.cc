@@ -3,9 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -23,14 +21,6 @@ std::map<std::string, std::string> ComparedOutputs(const v1::ReplicaInfo& r, boo
     out[f.name()] = f.digest();
   }
   return out;
-}
-
-absl::StatusOr<ml::TensorMap> ReadBlob(const BlobStore& blobs, const std::string& digest) {
-  if (!blobs.Has(digest)) return absl::NotFoundError("blob " + digest + " is missing");
-  std::ifstream in(blobs.PathOf(digest), std::ios::binary);
-  std::stringstream bytes;
-  bytes << in.rdbuf();
-  return ml::ParseSafetensors(bytes.str());
 }
 
 bool Close(double a, double b, double rtol, double atol) {
@@ -84,8 +74,8 @@ bool ToleranceValidator::Equivalent(const v1::ReplicaInfo& a, const v1::ReplicaI
 
 bool ToleranceValidator::SameSafetensors(const std::string& digest_a,
                                          const std::string& digest_b) const {
-  absl::StatusOr<ml::TensorMap> a = ReadBlob(blobs_, digest_a);
-  absl::StatusOr<ml::TensorMap> b = ReadBlob(blobs_, digest_b);
+  absl::StatusOr<ml::TensorMap> a = ml::ReadSafetensors(blobs_.PathOf(digest_a));
+  absl::StatusOr<ml::TensorMap> b = ml::ReadSafetensors(blobs_.PathOf(digest_b));
   if (!a.ok() || !b.ok()) return false;
   if (a->tensors.size() != b->tensors.size() || a->metadata.size() != b->metadata.size()) {
     return false;
