@@ -49,6 +49,36 @@ double ExpectOneSgdStepOnTheFirstRowsOfTwoShards(Client& client, const std::file
   return ref["loss"].get<double>();
 }
 
+// Writes the reference's CNN with BatchNorm2d and Dropout(`dropout`) to
+// `path`; false with a test failure if it could not.
+bool MakeBatchNormModel(const std::filesystem::path& path, const std::string& dropout) {
+  return ReferenceJson(RunReference({"model", path.string(), "bn", dropout})).is_object();
+}
+
+// Uploads `model` and starts a job with `spec` on the data set "small";
+// returns its id, 0 with a test failure on error.
+uint64_t StartJobWithModel(Client& client, const std::filesystem::path& model,
+                           v1::TrainingSpec spec) {
+  absl::StatusOr<std::string> digest = client.blobs().UploadFile(model);
+  EXPECT_TRUE(digest.ok()) << digest.status();
+  if (!digest.ok()) return 0;
+  spec.set_model_digest(*digest);
+  spec.set_dataset("small");
+  absl::StatusOr<v1::TrainingJob> job = client.StartTraining(spec);
+  EXPECT_TRUE(job.ok()) << job.status();
+  return job.ok() ? job->id() : 0;
+}
+
+// The tensors of the job's current params (parameters and "buffers/...").
+ml::TensorMap JobParams(Client& client, const std::filesystem::path& dir,
+                        const v1::TrainingJob& job) {
+  const auto path = dir / ("params-" + std::to_string(job.id()) + ".safetensors");
+  EXPECT_TRUE(client.blobs().DownloadToFile(job.params_digest(), path).ok());
+  absl::StatusOr<ml::TensorMap> params = ml::ReadSafetensors(path);
+  EXPECT_TRUE(params.ok()) << params.status();
+  return params.ok() ? *params : ml::TensorMap();
+}
+
 TEST_F(TrainingTest, SyncStepEqualsSingleProcessStep) {
   ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(2));
   CommandResult train;
@@ -415,6 +445,126 @@ TEST_F(TrainingTest, MalformedInputsAreRejected) {
   absl::StatusOr<v1::ListDatasetsResponse> sets = client().ListDatasets();
   ASSERT_TRUE(sets.ok());
   EXPECT_EQ(sets->datasets_size(), 1) << "a malformed data set was registered";
+}
+
+// A synchronous step of a BatchNorm model is W workers' passes, each with the
+// batch statistics of its own batch, then averaged gradients (one SGD step)
+// and averaged buffers: the reference takes the same per-worker batches in
+// one process. Dropout is off (p = 0) so that the reference draws no random
+// numbers. Tolerance: 1e-5 absolute for parameters and running statistics
+// (float rounding of the averages), exact for num_batches_tracked.
+TEST_F(TrainingTest, SyncStepOfABatchNormModelAveragesGradientsAndBuffers) {
+  const auto model = dir() / "bn.pt";
+  ASSERT_TRUE(MakeBatchNormModel(model, "0"));
+  ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(2));
+  v1::TrainingSpec spec;
+  spec.set_mode(v1::TRAIN_MODE_SYNC);
+  spec.set_workers(2);
+  spec.set_batch_size(32);
+  spec.set_rounds(1);
+  spec.set_optimizer("sgd");
+  spec.set_lr(0.05);
+  const uint64_t id = StartJobWithModel(client(), model, spec);
+  ASSERT_NE(id, 0u);
+  const v1::TrainingJob job = WaitJobDone(id);
+  ASSERT_EQ(job.state(), v1::TRAINING_STATE_DONE) << job.reason();
+  ASSERT_EQ(job.history_size(), 1);
+
+  // Round 1's two tasks: rows [0, 32) of shard 0 and of shard 1.
+  const auto params = dir() / "params.safetensors";
+  ASSERT_TRUE(client().blobs().DownloadToFile(job.params_digest(), params).ok());
+  const std::string second = std::to_string(kShardSize) + ":" + std::to_string(kShardSize + 32);
+  const nlohmann::json ref =
+      ReferenceJson(RunReference({"sync-step", model.string(), TrainFile().string(),
+                                  params.string(), "0.05", "0:32", second}));
+  ASSERT_TRUE(ref.is_object());
+  EXPECT_TRUE(ref["missing"].empty()) << ref.dump();
+  EXPECT_TRUE(ref["extra"].empty()) << ref.dump();
+  EXPECT_TRUE(ref["shape_mismatch"].empty()) << ref.dump();
+  EXPECT_LT(ref["max_abs_diff"].get<double>(), 1e-5) << ref.dump();
+  EXPECT_LT(ref["buffer_max_abs_diff"].get<double>(), 1e-5) << ref.dump();
+  EXPECT_TRUE(ref["integer_buffer_mismatch"].empty()) << ref.dump();
+  EXPECT_EQ(ref["integer_buffers"]["buffers/bn1.num_batches_tracked"], 1) << ref.dump();
+  // The step moved parameters and running statistics by far more than the
+  // tolerance.
+  EXPECT_GT(ref["step_size"].get<double>(), 1e-3) << ref.dump();
+  EXPECT_GT(ref["buffer_step"].get<double>(), 1e-3) << ref.dump();
+  EXPECT_NEAR(job.history(0).loss(), ref["loss"].get<double>(), 1e-5);
+}
+
+// A model with BatchNorm2d and Dropout trains in every mode: its buffers
+// travel with the parameters (num_batches_tracked counts every forward pass
+// the job kept), and the exported model, loaded in PyTorch, measures exactly
+// the accuracy the job reported. The sync job runs with quorum 2: replicas of
+// a grad task draw the same dropout masks and agree.
+TEST_F(TrainingTest, BatchNormModelTrainsInEveryModeAndExportsWhatItMeasured) {
+  const auto model = dir() / "bn.pt";
+  ASSERT_TRUE(MakeBatchNormModel(model, "0.25"));
+  ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(2));
+  struct Case {
+    v1::TrainMode mode;
+    uint32_t rounds;
+    int64_t min_batches, max_batches;  // num_batches_tracked at the end
+  };
+  const std::vector<Case> cases = {
+      {v1::TRAIN_MODE_SYNC, 4, 4, 4},        // one forward pass per round
+      {v1::TRAIN_MODE_LOCAL, 2, 10, 10},     // 5 steps per round
+      {v1::TRAIN_MODE_ASYNC, 8, 1, 8},       // one more than its task's base
+      {v1::TRAIN_MODE_FULLBATCH, 2, 4, 4}};  // 500 rows in micro-batches of 256
+  std::vector<uint64_t> ids;
+  for (const Case& c : cases) {  // all at once: the workers stay busy
+    v1::TrainingSpec spec;
+    spec.set_mode(c.mode);
+    spec.set_workers(2);
+    spec.set_batch_size(64);
+    spec.set_local_steps(c.mode == v1::TRAIN_MODE_LOCAL ? 5 : 0);
+    spec.set_rounds(c.rounds);
+    spec.set_eval_every(c.rounds);
+    // Stale gradients with momentum make this small batch-norm model
+    // diverge (as in a single process): async takes plain, slower steps.
+    spec.set_optimizer(c.mode == v1::TRAIN_MODE_ASYNC ? "sgd" : "momentum");
+    spec.set_lr(c.mode == v1::TRAIN_MODE_ASYNC ? 0.02 : 0.05);
+    if (c.mode == v1::TRAIN_MODE_SYNC) spec.set_quorum(2);
+    ids.push_back(StartJobWithModel(client(), model, spec));
+    ASSERT_NE(ids.back(), 0u);
+  }
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE("mode " + v1::TrainMode_Name(cases[i].mode));
+    const v1::TrainingJob job = WaitJobDone(ids[i], std::chrono::seconds(180));
+    ASSERT_EQ(job.state(), v1::TRAINING_STATE_DONE) << job.reason();
+    EXPECT_EQ(job.round(), cases[i].rounds);
+    ASSERT_GE(job.accuracy(), 0) << "the final parameters were not evaluated";
+    // Twice chance (0.1) after a few rounds on 2000 samples; the point is
+    // what follows.
+    EXPECT_GT(job.accuracy(), 0.2) << job.ShortDebugString();
+
+    const ml::TensorMap params = JobParams(client(), dir(), job);
+    ASSERT_TRUE(params.tensors.contains("buffers/bn1.num_batches_tracked"));
+    const ml::Tensor& batches = params.tensors.at("buffers/bn1.num_batches_tracked");
+    ASSERT_EQ(batches.dtype, ml::DType::kI64);
+    const int64_t n = *reinterpret_cast<const int64_t*>(batches.data.data());
+    EXPECT_GE(n, cases[i].min_batches);
+    EXPECT_LE(n, cases[i].max_batches);
+    const ml::Tensor& var = params.tensors.at("buffers/bn1.running_var");
+    ASSERT_EQ(var.dtype, ml::DType::kF32);
+    EXPECT_NE(std::vector<float>(var.f32(), var.f32() + var.numel()),
+              std::vector<float>(var.numel(), 1.f))
+        << "the running variance never left its initial value";
+
+    const auto out = dir() / ("bn-" + std::to_string(ids[i]) + ".pt");
+    CommandResult exp =
+        RunArtel({"job", "export", std::to_string(ids[i]), "--out", out.string()}, Env());
+    ASSERT_EQ(exp.exit_code, 0) << exp.err;
+    const nlohmann::json ref =
+        ReferenceJson(RunReference({"eval", out.string(), TestFile().string()}));
+    ASSERT_TRUE(ref.is_object());
+    EXPECT_EQ(ref["samples"].get<int>(), kTestSamples);
+    EXPECT_NEAR(ref["accuracy"].get<double>(), job.accuracy(), 1e-6) << ref.dump();
+  }
+  // The quorum-2 sync job's replicas agreed: no worker was outvoted.
+  absl::StatusOr<v1::ListWorkersResponse> workers = client().ListWorkers();
+  ASSERT_TRUE(workers.ok()) << workers.status();
+  for (const v1::WorkerInfo& w : workers->workers()) EXPECT_EQ(w.invalid(), 0u) << w.name();
 }
 
 }  // namespace

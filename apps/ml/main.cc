@@ -5,7 +5,7 @@
 //
 //   artel-ml init   --model M                        -> params.safetensors
 //   artel-ml grad   --model M --params P --data D [--batch-size B --batch-index K | --all]
-//                                                    -> grad.safetensors
+//                   [--seed S]                       -> grad.safetensors
 //   artel-ml local  --model M --params P --data D --steps H --batch-size B --lr LR
 //                   --optimizer sgd|momentum|adam [--seed S] [--start-batch K]
 //                   [--state S]                      -> delta.safetensors, state.safetensors
@@ -13,6 +13,10 @@
 //                                                    -> metrics.safetensors (over all D)
 //   artel-ml export --model M --params P [--out DIR | --out FILE.pt]
 //                                                    -> trained.pt
+//   artel-ml serve  [--requests FIFO --responses FIFO]
+//                   a warm executor: runs the commands above as they arrive
+//                   (docs/EXECUTORS.md); also what artel-ml does when started
+//                   with no arguments and $ARTEL_EXECUTOR_REQUESTS set
 //
 // Exit codes: 0 done; 2 bad input or usage (message on stderr); 1 any other
 // failure. Single-threaded unless --threads N.
@@ -26,7 +30,10 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "commands.h"
+#include "ml/compress.h"
 #include "model.h"
+#include "session.h"
 
 namespace artel::ml {
 namespace {
@@ -45,6 +52,10 @@ struct Flags {
   std::string optimizer = "sgd";
   LocalOptions local;
   bool predictions = false;
+  std::string compress = "none";    // grad, local: encoding of the update
+  bool error_feedback = false;      // grad, local: keep what encoding lost
+  Session* session = nullptr;       // where models and shards are loaded
+  std::string requests, responses;  // serve: the FIFOs
 };
 
 absl::StatusOr<fs::path> OutputDir(const Flags& flags) {
@@ -74,8 +85,8 @@ absl::Status Write(const TensorMap& map, const Flags& flags, const std::string& 
 }
 
 // Loads the model and, unless `params_path` is empty, sets its parameters.
-absl::StatusOr<std::unique_ptr<Model>> LoadModel(const Flags& flags) {
-  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(flags.model));
+absl::StatusOr<Model*> LoadModel(const Flags& flags) {
+  ASSIGN_OR_RETURN(Model * model, flags.session->LoadModel(flags.model));
   if (!flags.params.empty()) {
     ASSIGN_OR_RETURN(TensorMap params, ReadSafetensors(flags.params));
     absl::Status set = model->SetParameters(params);
@@ -84,21 +95,34 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const Flags& flags) {
   return model;
 }
 
-absl::StatusOr<TensorMap> ReadShard(const std::string& path) {
-  ASSIGN_OR_RETURN(TensorMap data, ReadSafetensors(path));
-  absl::StatusOr<int64_t> n = CheckShard(data);
+absl::StatusOr<const TensorMap*> ReadShard(const Flags& flags, const std::string& path) {
+  ASSIGN_OR_RETURN(const TensorMap* data, flags.session->ReadTensors(path));
+  absl::StatusOr<int64_t> n = CheckShard(*data);
   if (!n.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", n.status().message()));
   return data;
 }
 
+// Compresses an update as --compress asks, with the session's residual
+// when --error-feedback is given.
+absl::StatusOr<TensorMap> Encode(TensorMap update, const Flags& flags, const std::string& what) {
+  ASSIGN_OR_RETURN(Compression c, ParseCompression(flags.compress));
+  if (c == Compression::kNone) return update;
+  TensorMap* residual = nullptr;
+  if (flags.error_feedback) {
+    residual = &flags.session->Residual(flags.session->DigestOf(flags.model) + "/" + what);
+  }
+  return Compress(update, c, residual);
+}
+
 absl::Status Init(const Flags& flags) {
-  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(flags.model));
+  ASSIGN_OR_RETURN(Model * model, flags.session->LoadModel(flags.model, /*fresh=*/true));
   return Write(model->Parameters(), flags, "params.safetensors");
 }
 
 absl::Status Grad(const Flags& flags) {
-  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(flags));
-  ASSIGN_OR_RETURN(TensorMap data, ReadShard(flags.data));
+  ASSIGN_OR_RETURN(Model * model, LoadModel(flags));
+  ASSIGN_OR_RETURN(const TensorMap* shard, ReadShard(flags, flags.data));
+  const TensorMap& data = *shard;
   const int64_t n = data.tensors.at("x").shape[0];
   RowRange rows{0, n};
   if (flags.batch_index >= 0) {
@@ -106,7 +130,9 @@ absl::Status Grad(const Flags& flags) {
       return absl::InvalidArgumentError("--batch-index needs --batch-size B >= 1");
     ASSIGN_OR_RETURN(rows, BatchRows(n, flags.batch_size, flags.batch_index));
   }
-  ASSIGN_OR_RETURN(TensorMap grad, model->Gradient(data, rows, flags.micro_batch));
+  ASSIGN_OR_RETURN(TensorMap grad,
+                   model->Gradient(data, rows, flags.micro_batch, flags.local.seed));
+  ASSIGN_OR_RETURN(grad, Encode(std::move(grad), flags, "grad"));
   return Write(grad, flags, "grad.safetensors");
 }
 
@@ -114,8 +140,9 @@ absl::Status Local(const Flags& flags) {
   LocalOptions options = flags.local;
   options.batch_size = flags.batch_size;
   ASSIGN_OR_RETURN(options.optimizer, ParseOptimizer(flags.optimizer));
-  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(flags));
-  ASSIGN_OR_RETURN(TensorMap data, ReadShard(flags.data));
+  ASSIGN_OR_RETURN(Model * model, LoadModel(flags));
+  ASSIGN_OR_RETURN(const TensorMap* shard, ReadShard(flags, flags.data));
+  const TensorMap& data = *shard;
   TensorMap state_in, state_out;
   if (!flags.state.empty()) {
     ASSIGN_OR_RETURN(state_in, ReadSafetensors(flags.state));
@@ -127,20 +154,21 @@ absl::Status Local(const Flags& flags) {
     return absl::InvalidArgumentError(absl::StrCat(flags.state, ": ", delta.status().message()));
   }
   if (!delta.ok()) return delta.status();
-  RETURN_IF_ERROR(Write(*delta, flags, "delta.safetensors"));
+  ASSIGN_OR_RETURN(TensorMap encoded, Encode(*std::move(delta), flags, "local"));
+  RETURN_IF_ERROR(Write(encoded, flags, "delta.safetensors"));
   return Write(state_out, flags, "state.safetensors");
 }
 
 // Sums the metrics of every --data shard, so that one process (one libtorch
 // start-up) measures several shards; predictions follow the shards' order.
 absl::Status Eval(const Flags& flags) {
-  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(flags));
+  ASSIGN_OR_RETURN(Model * model, LoadModel(flags));
   double loss_sum = 0;
   int64_t correct = 0, samples = 0;
   std::vector<int64_t> predicted;
   for (const std::string& path : flags.eval_data) {
-    ASSIGN_OR_RETURN(TensorMap data, ReadShard(path));
-    ASSIGN_OR_RETURN(TensorMap m, model->Evaluate(data, flags.micro_batch, flags.predictions));
+    ASSIGN_OR_RETURN(const TensorMap* data, ReadShard(flags, path));
+    ASSIGN_OR_RETURN(TensorMap m, model->Evaluate(*data, flags.micro_batch, flags.predictions));
     const int64_t n = std::stoll(m.metadata.at("samples"));
     loss_sum += std::stod(m.metadata.at("loss")) * static_cast<double>(n);
     correct += std::stoll(m.metadata.at("correct"));
@@ -168,7 +196,7 @@ absl::Status Eval(const Flags& flags) {
 }
 
 absl::Status Export(const Flags& flags) {
-  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(flags));
+  ASSIGN_OR_RETURN(Model * model, LoadModel(flags));
   fs::path path;
   if (fs::path(flags.out).extension() == ".pt") {
     path = flags.out;
@@ -196,10 +224,13 @@ int ExitCode(const absl::Status& status) {
   }
 }
 
-int Main(int argc, char** argv) {
+}  // namespace
+
+int RunCommand(int argc, const char* const* argv, Session& session, const CommandOptions& o) {
   CLI::App app("artel-ml: gradients, local training, evaluation and export of TorchScript models");
   app.require_subcommand(1);
   Flags f;
+  f.session = &session;
   auto model_options = [&](CLI::App* cmd, bool params, bool data) {
     cmd->add_option("--model", f.model, "TorchScript file (torch.jit.script(m).save)")->required();
     cmd->add_option("--out", f.out,
@@ -221,8 +252,18 @@ int Main(int argc, char** argv) {
   grad->add_flag("--all", f.all, "use the whole shard (the default)")->excludes(index);
   grad->add_option("--micro-batch", f.micro_batch, "rows per forward pass (0: all)")
       ->capture_default_str();
+  grad->add_option("--seed", f.local.seed, "seed of libtorch's generator (dropout)")
+      ->capture_default_str();
   CLI::App* local = app.add_subcommand("local", "write delta.safetensors after H optimizer steps");
   model_options(local, true, true);
+  for (CLI::App* cmd : {grad, local}) {
+    cmd->add_option("--compress", f.compress,
+                    "encoding of the update: none, fp16 or int8 (per-tensor scale)")
+        ->capture_default_str();
+    cmd->add_flag("--error-feedback", f.error_feedback,
+                  "add what earlier encodings lost before encoding (in a warm executor it "
+                  "carries over from task to task)");
+  }
   local->add_option("--steps", f.local.steps, "optimizer steps H")->required();
   local->add_option("--batch-size", f.batch_size, "samples per step B")->required();
   local->add_option("--lr", f.local.lr, "learning rate")->required();
@@ -247,14 +288,30 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   CLI::App* exp = app.add_subcommand("export", "write trained.pt: the model with these params");
   model_options(exp, true, false);
+  CLI::App* serve = app.add_subcommand(
+      "serve", "run as a warm executor: tasks arrive as JSON lines (docs/EXECUTORS.md)");
+  if (!o.in_executor) {
+    serve->add_option("--requests", f.requests, "requests FIFO (default $ARTEL_EXECUTOR_REQUESTS)");
+    serve->add_option("--responses", f.responses,
+                      "responses FIFO (default $ARTEL_EXECUTOR_RESPONSES)");
+    serve->add_option("--threads", f.threads, "libtorch threads")->capture_default_str();
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
+  if (serve->parsed()) {
+    if (o.in_executor) {
+      std::cerr << "artel-ml: serve inside an executor is not allowed\n";
+      return 2;
+    }
+    return Serve(f.requests, f.responses, f.threads);
+  }
+  if (!o.out_dir.empty() && f.out.empty()) f.out = o.out_dir;
   try {
-    SetTorchThreads(f.threads);
+    if (!o.in_executor) SetTorchThreads(f.threads);
     if (init->parsed()) return ExitCode(Init(f));
     if (grad->parsed()) return ExitCode(Grad(f));
     if (local->parsed()) return ExitCode(Local(f));
@@ -266,7 +323,14 @@ int Main(int argc, char** argv) {
   }
 }
 
-}  // namespace
 }  // namespace artel::ml
 
-int main(int argc, char** argv) { return artel::ml::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // Started by a worker as a warm executor: no arguments, the FIFOs named
+  // in the environment.
+  if (argc == 1 && std::getenv("ARTEL_EXECUTOR_REQUESTS") != nullptr) {
+    return artel::ml::Serve("", "", 1);
+  }
+  artel::ml::Session session;
+  return artel::ml::RunCommand(argc, argv, session, {});
+}

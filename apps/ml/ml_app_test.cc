@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <random>
 #include <set>
 #include <sstream>
@@ -35,6 +37,24 @@ class Net(nn.Module):
     def forward(self, x):
         x = nn.functional.max_pool2d(torch.relu(self.conv1(x)), 2)
         return self.fc(torch.flatten(x, 1))
+torch.manual_seed(0)
+torch.jit.script(Net()).save(sys.argv[1])
+)";
+
+// The same CNN with batch norm and dropout: train and eval mode differ, and
+// the model has buffers (bn1.running_mean, bn1.running_var,
+// bn1.num_batches_tracked).
+constexpr char kMakeBatchNormModel[] = R"(import sys, torch, torch.nn as nn
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.drop = nn.Dropout(0.5)
+        self.fc = nn.Linear(8 * 13 * 13, 10)
+    def forward(self, x):
+        x = nn.functional.max_pool2d(torch.relu(self.bn1(self.conv1(x))), 2)
+        return self.fc(self.drop(torch.flatten(x, 1)))
 torch.manual_seed(0)
 torch.jit.script(Net()).save(sys.argv[1])
 )";
@@ -161,17 +181,40 @@ class MlAppTest : public ::testing::Test {
     return Read(out + "/metrics.safetensors");
   }
 
+  // Writes the batch-norm model as bn.pt and its params as bn/params.safetensors.
+  void MakeBatchNormModel() {
+    WriteText(dir_ / "make_bn_model.py", kMakeBatchNormModel);
+    ASSERT_EQ(Python({"make_bn_model.py", "bn.pt"}).code, 0);
+    RunResult run = Ml({"init", "--model", "bn.pt", "--out", "bn"});
+    ASSERT_EQ(run.code, 0) << run.log;
+  }
+
+  // Grad of the batch-norm model over the first 32 rows with `seed`.
+  TensorMap BatchNormGrad(const std::string& params, const std::string& seed,
+                          const std::string& out) {
+    RunResult run =
+        Ml({"grad", "--model", "bn.pt", "--params", params, "--data", "shard.safetensors",
+            "--batch-size", "32", "--batch-index", "0", "--seed", seed, "--out", out});
+    EXPECT_EQ(run.code, 0) << run.log;
+    return Read(out + "/grad.safetensors");
+  }
+
   fs::path binary_;
   fs::path dir_;
   fs::path old_cwd_;
   int runs_ = 0;
 };
 
-// params + delta, written as `name`.
+// params + delta, written as `name`; the delta's buffers ("buffers/...",
+// values) replace the params' as the coordinator's do.
 void ApplyDelta(const TensorMap& params, const TensorMap& delta, const fs::path& path) {
   TensorMap out = params;
   for (auto& [name, t] : out.tensors) {
     const Tensor& d = delta.tensors.at(name);
+    if (name.starts_with("buffers/")) {
+      t = d;
+      continue;
+    }
     ASSERT_EQ(d.shape, t.shape) << name;
     for (int64_t i = 0; i < t.numel(); ++i) t.mutable_f32()[i] += d.f32()[i];
   }
@@ -493,6 +536,163 @@ TEST_F(MlAppTest, ExportedModelPredictsWhatEvalPredicts) {
   // The export carries the trained params, not the file's initial ones.
   run = Python({"predict.py", "model.pt", "shard.safetensors"});
   EXPECT_NE(run.log, expected + "\n");
+}
+
+int64_t FirstI64(const Tensor& t) {
+  EXPECT_EQ(t.dtype, DType::kI64);
+  return t.numel() > 0 ? reinterpret_cast<const int64_t*>(t.data.data())[0] : -1;
+}
+
+std::vector<float> Floats(const Tensor& t) {
+  return std::vector<float>(t.f32(), t.f32() + t.numel());
+}
+
+TEST_F(MlAppTest, InitWritesTheBuffersInTheirOwnDtypes) {
+  ASSERT_NO_FATAL_FAILURE(MakeBatchNormModel());
+  TensorMap params = Read("bn/params.safetensors");
+  std::map<std::string, std::pair<DType, std::vector<int64_t>>> buffers;
+  for (const auto& [name, t] : params.tensors) {
+    if (name.starts_with("buffers/")) buffers[name] = {t.dtype, t.shape};
+  }
+  const std::map<std::string, std::pair<DType, std::vector<int64_t>>> expected = {
+      {"buffers/bn1.num_batches_tracked", {DType::kI64, {}}},
+      {"buffers/bn1.running_mean", {DType::kF32, {8}}},
+      {"buffers/bn1.running_var", {DType::kF32, {8}}}};
+  EXPECT_EQ(buffers, expected);
+  EXPECT_EQ(params.tensors.count("bn1.weight"), 1u);  // a parameter
+  EXPECT_EQ(FirstI64(params.tensors.at("buffers/bn1.num_batches_tracked")), 0);
+  EXPECT_EQ(Floats(params.tensors.at("buffers/bn1.running_mean")), std::vector<float>(8, 0.f));
+  EXPECT_EQ(Floats(params.tensors.at("buffers/bn1.running_var")), std::vector<float>(8, 1.f));
+}
+
+// Replicas of a grad task must agree (quorum validation): dropout draws from
+// the --seed generator. The buffers come back as their values after the
+// forward pass in train mode, from the buffers in the params.
+TEST_F(MlAppTest, GradIsSeededAndReturnsTheBuffersAfterItsForwardPass) {
+  ASSERT_NO_FATAL_FAILURE(MakeBatchNormModel());
+  TensorMap a = BatchNormGrad("bn/params.safetensors", "7", "a");
+  BatchNormGrad("bn/params.safetensors", "7", "again");
+  TensorMap b = BatchNormGrad("bn/params.safetensors", "8", "b");
+  EXPECT_EQ(ReadText(Path("a/grad.safetensors")), ReadText(Path("again/grad.safetensors")));
+  EXPECT_NE(a.tensors.at("fc.weight").data, b.tensors.at("fc.weight").data)
+      << "another seed drew the same dropout mask";
+  EXPECT_EQ(FirstI64(a.tensors.at("buffers/bn1.num_batches_tracked")), 1);
+  // Dropout comes after the batch norm: its statistics do not depend on the seed.
+  EXPECT_EQ(a.tensors.at("buffers/bn1.running_mean").data,
+            b.tensors.at("buffers/bn1.running_mean").data);
+  EXPECT_NE(Floats(a.tensors.at("buffers/bn1.running_mean")), std::vector<float>(8, 0.f));
+  EXPECT_NE(Floats(a.tensors.at("buffers/bn1.running_var")), std::vector<float>(8, 1.f));
+
+  // From params whose buffers moved on: the pass starts from those.
+  TensorMap params = Read("bn/params.safetensors");
+  params.tensors["buffers/bn1.num_batches_tracked"] = Tensor::I64({}, {41});
+  params.tensors["buffers/bn1.running_mean"] = Tensor::F32({8}, std::vector<float>(8, 10.f));
+  ASSERT_TRUE(WriteSafetensors(params, Path("moved.safetensors")).ok());
+  TensorMap c = BatchNormGrad("moved.safetensors", "7", "c");
+  EXPECT_EQ(FirstI64(c.tensors.at("buffers/bn1.num_batches_tracked")), 42);
+  const std::vector<float> mean = Floats(c.tensors.at("buffers/bn1.running_mean"));
+  const std::vector<float> from_zero = Floats(a.tensors.at("buffers/bn1.running_mean"));
+  for (size_t i = 0; i < mean.size(); ++i) {
+    EXPECT_NEAR(mean[i], 0.9f * 10.f + from_zero[i], 1e-5) << i;  // momentum 0.1
+  }
+  // The gradients use batch statistics, not the running ones.
+  EXPECT_EQ(c.tensors.at("conv1.weight").data, a.tensors.at("conv1.weight").data);
+}
+
+TEST_F(MlAppTest, LocalReturnsParameterDeltasAndBufferValues) {
+  ASSERT_NO_FATAL_FAILURE(MakeBatchNormModel());
+  TensorMap params = Read("bn/params.safetensors");
+  params.tensors["buffers/bn1.num_batches_tracked"] = Tensor::I64({}, {41});
+  params.tensors["buffers/bn1.running_mean"] = Tensor::F32({8}, std::vector<float>(8, 10.f));
+  ASSERT_TRUE(WriteSafetensors(params, Path("moved.safetensors")).ok());
+  RunResult run = Ml({"local", "--model", "bn.pt", "--params", "moved.safetensors", "--data",
+                      "shard.safetensors", "--steps", "3", "--batch-size", "16", "--lr", "0.05",
+                      "--seed", "5", "--out", "local"});
+  ASSERT_EQ(run.code, 0) << run.log;
+  TensorMap delta = Read("local/delta.safetensors");
+  // Values, not differences: 41 + 3 batches; a mean that decays from 10 by
+  // 0.9 per step towards batch means near 0 (a difference would be < 0).
+  EXPECT_EQ(FirstI64(delta.tensors.at("buffers/bn1.num_batches_tracked")), 44);
+  for (float v : Floats(delta.tensors.at("buffers/bn1.running_mean"))) EXPECT_GT(v, 5) << v;
+  EXPECT_EQ(delta.tensors.at("bn1.weight").dtype, DType::kF32);
+  EXPECT_EQ(delta.metadata["steps"], "3");
+}
+
+// Evaluation and export run in eval mode with the params' running statistics:
+// the exported model predicts in PyTorch what eval predicts, and other
+// buffers give another result.
+TEST_F(MlAppTest, EvalAndExportUseTheBuffersOfTheParams) {
+  ASSERT_NO_FATAL_FAILURE(MakeBatchNormModel());
+  RunResult run = Ml({"local", "--model", "bn.pt", "--params", "bn/params.safetensors", "--data",
+                      "shard.safetensors", "--steps", "8", "--batch-size", "16", "--lr", "0.05",
+                      "--seed", "5", "--out", "trained"});
+  ASSERT_EQ(run.code, 0) << run.log;
+  TensorMap initial = Read("bn/params.safetensors");
+  ApplyDelta(initial, Read("trained/delta.safetensors"), Path("trained/params.safetensors"));
+  run = Ml({"export", "--model", "bn.pt", "--params", "trained/params.safetensors", "--out",
+            "export/trained.pt"});
+  ASSERT_EQ(run.code, 0) << run.log;
+  auto eval = [&](const std::string& params, const std::string& out) {
+    RunResult r = Ml({"eval", "--model", "bn.pt", "--params", params, "--data", "shard.safetensors",
+                      "--out", out, "--predictions"});
+    EXPECT_EQ(r.code, 0) << r.log;
+    return Read(out + "/metrics.safetensors");
+  };
+  TensorMap metrics = eval("trained/params.safetensors", "eval");
+  const Tensor& predicted = metrics.tensors.at("predictions");
+  std::string expected;
+  for (int64_t i = 0; i < predicted.numel(); ++i) {
+    expected +=
+        (i ? "," : "") + std::to_string(reinterpret_cast<const int64_t*>(predicted.data.data())[i]);
+  }
+  WriteText(Path("predict.py"), kPredict);
+  run = Python({"predict.py", "export/trained.pt", "shard.safetensors"});
+  ASSERT_EQ(run.code, 0) << run.log;
+  EXPECT_EQ(run.log, expected + "\n");
+
+  // The trained weights with the initial running statistics measure otherwise.
+  TensorMap stale = Read("trained/params.safetensors");
+  for (const auto& [name, t] : initial.tensors) {
+    if (name.starts_with("buffers/")) stale.tensors[name] = t;
+  }
+  ASSERT_TRUE(WriteSafetensors(stale, Path("stale.safetensors")).ok());
+  EXPECT_NE(eval("stale.safetensors", "eval-stale").metadata["loss"], metrics.metadata["loss"]);
+}
+
+TEST_F(MlAppTest, ParamsWithoutBuffersAreAcceptedAndWrongBuffersRejected) {
+  ASSERT_NO_FATAL_FAILURE(MakeBatchNormModel());
+  TensorMap params = Read("bn/params.safetensors");
+  TensorMap older = params;  // as stored before buffers travelled
+  for (auto it = older.tensors.begin(); it != older.tensors.end();) {
+    it = it->first.starts_with("buffers/") ? older.tensors.erase(it) : std::next(it);
+  }
+  ASSERT_TRUE(WriteSafetensors(older, Path("older.safetensors")).ok());
+  RunResult run = Ml({"eval", "--model", "bn.pt", "--params", "older.safetensors", "--data",
+                      "shard.safetensors", "--out", "older"});
+  EXPECT_EQ(run.code, 0) << run.log;
+
+  struct Case {
+    std::string name;
+    Tensor tensor;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"buffers/bn1.num_batches_tracked", Tensor::F32({}, {3.f}),
+       "buffer \"bn1.num_batches_tracked\" is F32 [] but the model's is I64 []"},
+      {"buffers/bn1.running_mean", Tensor::F32({7}, std::vector<float>(7)),
+       "buffer \"bn1.running_mean\" is F32 [7] but the model's is F32 [8]"},
+      {"buffers/bn2.running_mean", Tensor::F32({8}, std::vector<float>(8)),
+       "the model has no buffer \"bn2.running_mean\" (its buffers: [bn1.running_mean, "
+       "bn1.running_var, bn1.num_batches_tracked])"}};
+  for (const Case& c : cases) {
+    TensorMap bad = params;
+    bad.tensors[c.name] = c.tensor;
+    ASSERT_TRUE(WriteSafetensors(bad, Path("bad.safetensors")).ok());
+    run = Ml({"grad", "--model", "bn.pt", "--params", "bad.safetensors", "--data",
+              "shard.safetensors", "--out", "bad"});
+    EXPECT_EQ(run.code, 2) << c.name << ": " << run.log;
+    EXPECT_NE(run.log.find(c.message), std::string::npos) << c.name << ": " << run.log;
+  }
 }
 
 TEST(Batches, BatchRowsCutsAShortLastBatchAndRejectsOnePastTheEnd) {

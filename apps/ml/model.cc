@@ -3,8 +3,10 @@
 #include <ATen/Parallel.h>
 #include <torch/script.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <optional>
 #include <system_error>
 #include <tuple>
 #include <utility>
@@ -12,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "ml/buffers.h"
 #include "torch_tensors.h"
 
 namespace artel::ml {
@@ -61,6 +64,14 @@ struct Pass {
   at::Tensor predicted;  // argmax classes, I64 [batch]
 };
 
+using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+
+// "F32", "I64", ... as safetensors names a tensor's dtype.
+std::string DTypeText(const at::Tensor& t) {
+  std::optional<DType> dtype = DTypeOfTorch(t.scalar_type());
+  return dtype ? std::string(DTypeName(*dtype)) : std::string(c10::toString(t.scalar_type()));
+}
+
 }  // namespace
 
 absl::StatusOr<Optimizer> ParseOptimizer(const std::string& name) {
@@ -78,7 +89,28 @@ void SetTorchThreads(int threads) {
 
 struct Model::Impl {
   torch::jit::Module module;
-  std::vector<std::pair<std::string, at::Tensor>> params;  // in module order
+  NamedTensors params;  // in module order
+
+  // The module's buffers in module order, read afresh each time: a module's
+  // forward may assign a new tensor to a buffer instead of updating it.
+  NamedTensors Buffers() const {
+    NamedTensors out;
+    for (const auto& b : module.named_buffers(/*recurse=*/true)) out.emplace_back(b.name, b.value);
+    return out;
+  }
+
+  // Adds "buffers/<name>" with every buffer's current value, in its dtype.
+  absl::Status AddBuffers(TensorMap& out) const {
+    for (const auto& [name, b] : Buffers()) {
+      absl::StatusOr<Tensor> t = FromTorch(b);
+      if (!t.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("buffer \"", name, "\": ", t.status().message()));
+      }
+      out.tensors[std::string(kBufferPrefix) + name] = *std::move(t);
+    }
+    return absl::OkStatus();
+  }
 
   at::ScalarType InputType() const {
     return params.empty() ? at::kFloat : params.front().second.scalar_type();
@@ -158,6 +190,13 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::filesystem::path& 
     for (const auto& p : impl->module.named_parameters(/*recurse=*/true)) {
       impl->params.emplace_back(p.name, p.value);
     }
+    for (const auto& [name, b] : impl->Buffers()) {
+      if (!DTypeOfTorch(b.scalar_type())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            path.string(), ": buffer \"", name, "\" is ", c10::toString(b.scalar_type()),
+            ", which safetensors cannot carry; register it as a float or integer tensor"));
+      }
+    }
   } catch (const c10::Error& e) {
     return absl::InvalidArgumentError(
         absl::StrCat(path.string(), " is not a TorchScript file: ", e.what_without_backtrace(),
@@ -169,7 +208,12 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::filesystem::path& 
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }
 
-TensorMap Model::Parameters() const { return impl_->Snapshot(/*grads=*/false); }
+TensorMap Model::Parameters() const {
+  TensorMap out = impl_->Snapshot(/*grads=*/false);
+  absl::Status buffers = impl_->AddBuffers(out);
+  ARTEL_CHECK(buffers.ok(), std::string(buffers.message()));  // Load checked their dtypes
+  return out;
+}
 
 absl::Status Model::SetParameters(const TensorMap& params) {
   std::vector<std::string> missing, unknown;
@@ -177,6 +221,7 @@ absl::Status Model::SetParameters(const TensorMap& params) {
     if (!params.tensors.contains(name)) missing.push_back(name);
   }
   for (const auto& [name, t] : params.tensors) {
+    if (IsBufferName(name)) continue;
     bool known = false;
     for (const auto& [model_name, p] : impl_->params) known |= model_name == name;
     if (!known) unknown.push_back(name);
@@ -197,18 +242,48 @@ absl::Status Model::SetParameters(const TensorMap& params) {
           "; use params written by `artel-ml init` for this model"));
     }
   }
+  // Buffers: each given one must be the model's, in its dtype and shape.
+  const NamedTensors buffers = impl_->Buffers();
+  std::vector<std::pair<const Tensor*, at::Tensor>> buffer_updates;
+  for (const auto& [key, t] : params.tensors) {
+    if (!IsBufferName(key)) continue;
+    const std::string name = key.substr(kBufferPrefix.size());
+    auto it = std::find_if(buffers.begin(), buffers.end(),
+                           [&](const auto& b) { return b.first == name; });
+    if (it == buffers.end()) {
+      std::vector<std::string> known;
+      for (const auto& b : buffers) known.push_back(b.first);
+      return absl::InvalidArgumentError(
+          absl::StrCat("the params hold buffer \"", key, "\" but the model has no buffer \"", name,
+                       "\" (its buffers: [", absl::StrJoin(known, ", "),
+                       "]); use params written by `artel-ml init` for this model"));
+    }
+    const at::Tensor& b = it->second;
+    if (DTypeText(b) != DTypeName(t.dtype) ||
+        !std::equal(t.shape.begin(), t.shape.end(), b.sizes().begin(), b.sizes().end())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "buffer \"", name, "\" is ", std::string(DTypeName(t.dtype)), " [",
+          absl::StrJoin(t.shape, ", "), "] but the model's is ", DTypeText(b), " ",
+          ShapeText(b.sizes()), "; use params written by `artel-ml init` for this model"));
+    }
+    buffer_updates.emplace_back(&t, b);
+  }
   return Guarded("setting params", [&]() -> absl::Status {
     at::NoGradGuard no_grad;
     for (auto& [name, p] : impl_->params) {
       ASSIGN_OR_RETURN(at::Tensor t, ToTorch(params.tensors.at(name)));
       p.copy_(t);
     }
+    for (auto& [t, b] : buffer_updates) {
+      ASSIGN_OR_RETURN(at::Tensor value, ToTorch(*t));
+      b.copy_(value);
+    }
     return absl::OkStatus();
   });
 }
 
-absl::StatusOr<TensorMap> Model::Gradient(const TensorMap& data, RowRange rows,
-                                          int64_t micro_batch) {
+absl::StatusOr<TensorMap> Model::Gradient(const TensorMap& data, RowRange rows, int64_t micro_batch,
+                                          uint64_t seed) {
   ASSIGN_OR_RETURN(ShardTensors shard, ToShard(data));
   if (rows.begin < 0 || rows.end > shard.samples || rows.size() < 1) {
     return absl::OutOfRangeError(absl::StrCat("rows [", rows.begin, ", ", rows.end,
@@ -216,6 +291,7 @@ absl::StatusOr<TensorMap> Model::Gradient(const TensorMap& data, RowRange rows,
                                               shard.samples, " samples"));
   }
   return Guarded("computing the gradient", [&]() -> absl::StatusOr<TensorMap> {
+    at::manual_seed(seed);
     impl_->module.train(true);
     impl_->ZeroGrad();
     const int64_t n = rows.size();
@@ -229,6 +305,7 @@ absl::StatusOr<TensorMap> Model::Gradient(const TensorMap& data, RowRange rows,
       total.correct += pass.correct;
     }
     TensorMap out = impl_->Snapshot(/*grads=*/true);
+    RETURN_IF_ERROR(impl_->AddBuffers(out));
     out.metadata = {{"loss", Num(total.loss_sum / static_cast<double>(n))},
                     {"samples", std::to_string(n)},
                     {"correct", std::to_string(total.correct)}};
@@ -261,8 +338,7 @@ class Stepper {
       : o_(options), first_(params), second_(params) {}
 
   // Takes the state `Save` wrote for parameters `params` (same order).
-  absl::Status Load(const TensorMap& state,
-                    const std::vector<std::pair<std::string, at::Tensor>>& params) {
+  absl::Status Load(const TensorMap& state, const NamedTensors& params) {
     auto step = state.metadata.find("step");
     int64_t steps = -1;
     if (step != state.metadata.end()) {
@@ -311,7 +387,7 @@ class Stepper {
   }
 
   // The state after the steps taken; see Model::Local.
-  TensorMap Save(const std::vector<std::pair<std::string, at::Tensor>>& params) const {
+  TensorMap Save(const NamedTensors& params) const {
     TensorMap out;
     for (size_t k = 0; k < params.size(); ++k) {
       const auto& [name, p] = params[k];
@@ -407,6 +483,7 @@ absl::StatusOr<TensorMap> Model::Local(const TensorMap& data, const LocalOptions
       const auto& [name, p] = impl_->params[k];
       out.tensors[name] = FromTorchF32(p.detach() - before[k]);
     }
+    RETURN_IF_ERROR(impl_->AddBuffers(out));
     const int64_t samples = options.steps * options.batch_size;
     out.metadata = {{"loss", Num(total.loss_sum / static_cast<double>(samples))},
                     {"samples", std::to_string(samples)},

@@ -6,8 +6,14 @@
 // Data shards are as batches.h describes them. The model maps x [b, ...] to
 // logits [b, classes]; the loss is the cross-entropy of the logits against y.
 // Parameters, gradients and deltas are TensorMaps of F32 tensors named as
-// TorchScript's named_parameters() names them ("conv1.weight"). Buffers
-// (e.g. BatchNorm's running statistics) are not parameters and do not travel.
+// TorchScript's named_parameters() names them ("conv1.weight"). The model's
+// buffers (BatchNorm's running statistics and num_batches_tracked, any
+// registered buffer) travel in the same maps as "buffers/<name>"
+// (ml/buffers.h; named as named_buffers() names them), in their own dtype,
+// always as values: the state after the computation, never a gradient or a
+// delta. Gradients and local steps run in train mode (dropout on, batch
+// statistics, buffers updated by each forward pass); evaluation and export
+// in eval mode (dropout off, the running statistics).
 //
 // Not thread-safe; one Model per thread. Results are deterministic for a
 // fixed libtorch build and thread count.
@@ -51,30 +57,41 @@ struct LocalOptions {
 class Model {
  public:
   // Loads a TorchScript file. Errors: NotFound when it does not exist;
-  // InvalidArgument "<path> is not a TorchScript file: ..." otherwise.
+  // InvalidArgument "<path> is not a TorchScript file: ..." otherwise, or when
+  // a buffer has a dtype safetensors does not hold (complex, quantized).
   static absl::StatusOr<std::unique_ptr<Model>> Load(const std::filesystem::path& path);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
-  // The model's parameters as F32 tensors.
+  // The model's parameters as F32 tensors plus its buffers ("buffers/...").
   TensorMap Parameters() const;
 
-  // Replaces every parameter's values. Errors: InvalidArgument when the names
-  // differ from the model's (listing missing and unknown ones), a shape
-  // differs, or a tensor is not F32.
+  // Replaces every parameter's values and the values of the buffers given
+  // ("buffers/<name>"); buffers absent from `params` keep their values (params
+  // stored by older versions hold none). Errors: InvalidArgument when the
+  // parameter names differ from the model's (listing missing and unknown
+  // ones), a parameter's shape differs or it is not F32, a buffer is unknown
+  // to the model (listing the model's buffers), or a buffer's dtype or shape
+  // differs from the model's.
   absl::Status SetParameters(const TensorMap& params);
 
   // Gradient of the mean cross-entropy over `rows` of `data`, computed in
   // train mode in micro-batches of `micro_batch` rows (0: all at once; the
   // result is the same up to float rounding when the model has no
-  // batch-dependent layers). Metadata: "loss" (mean), "samples", "correct"
-  // (argmax == y). Errors: InvalidArgument for a bad shard, rows outside it,
-  // or a forward pass that fails or does not return [rows, classes] logits.
-  absl::StatusOr<TensorMap> Gradient(const TensorMap& data, RowRange rows, int64_t micro_batch);
+  // batch-dependent layers: batch statistics are per micro-batch). libtorch's
+  // generator (dropout) is seeded with `seed` first, so equal arguments give
+  // equal results. Returns the gradients and "buffers/<name>": the buffers'
+  // values after the forward passes, which the model keeps. Metadata: "loss"
+  // (mean), "samples", "correct" (argmax == y). Errors: InvalidArgument for a
+  // bad shard, rows outside it, or a forward pass that fails or does not
+  // return [rows, classes] logits.
+  absl::StatusOr<TensorMap> Gradient(const TensorMap& data, RowRange rows, int64_t micro_batch,
+                                     uint64_t seed = 0);
 
   // Runs options.steps optimizer steps and returns the delta new - old of
-  // every parameter; the model keeps the new values. Metadata: "loss" (mean
+  // every parameter plus "buffers/<name>", the buffers' values after the
+  // steps; the model keeps the new values. Metadata: "loss" (mean
   // of the steps' batch losses, measured before each step), "samples"
   // (steps * batch_size), "correct", "steps".
   //
@@ -95,7 +112,7 @@ class Model {
   // `predictions`, also the tensor "predictions" I64 [n] (argmax classes).
   absl::StatusOr<TensorMap> Evaluate(const TensorMap& data, int64_t micro_batch, bool predictions);
 
-  // Writes the model with its current parameters, in eval mode, as a
+  // Writes the model with its current parameters and buffers, in eval mode, as a
   // TorchScript file (via path.tmp and a rename) that torch.jit.load opens.
   absl::Status Save(const std::filesystem::path& path);
 

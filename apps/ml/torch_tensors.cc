@@ -35,7 +35,9 @@ at::ScalarType ScalarTypeOf(DType dtype) {
   return at::kFloat;  // unreachable: the switch covers every DType
 }
 
-std::optional<DType> DTypeOf(at::ScalarType type) {
+}  // namespace
+
+std::optional<DType> DTypeOfTorch(at::ScalarType type) {
   switch (type) {
     case at::kFloat:
       return DType::kF32;
@@ -61,6 +63,8 @@ std::optional<DType> DTypeOf(at::ScalarType type) {
       return std::nullopt;
   }
 }
+
+namespace {
 
 Tensor CopyOut(const at::Tensor& tensor, DType dtype) {
   at::Tensor cpu = tensor.detach().to(at::kCPU).contiguous();
@@ -90,7 +94,7 @@ absl::StatusOr<at::Tensor> ToTorch(const Tensor& tensor) {
 }
 
 absl::StatusOr<Tensor> FromTorch(const at::Tensor& tensor) {
-  std::optional<DType> dtype = DTypeOf(tensor.scalar_type());
+  std::optional<DType> dtype = DTypeOfTorch(tensor.scalar_type());
   if (!dtype) {
     return absl::InvalidArgumentError(std::string("torch scalar type ") +
                                       c10::toString(tensor.scalar_type()) +

@@ -6,6 +6,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <optional>
+
 #include "common/status.h"
 #include "ml/safetensors.h"
 
@@ -20,6 +22,10 @@ absl::StatusOr<at::Tensor> ToTorch(const Tensor& tensor);
 // matching dtype. Errors: InvalidArgument for a scalar type safetensors does
 // not hold here (complex, quantized, ...).
 absl::StatusOr<Tensor> FromTorch(const at::Tensor& tensor);
+
+// The safetensors dtype of a torch scalar type; nullopt for one safetensors
+// does not hold here (complex, quantized, ...).
+std::optional<DType> DTypeOfTorch(at::ScalarType type);
 
 // FromTorch after a conversion to float32: parameters, gradients and deltas
 // always travel as F32.

@@ -75,6 +75,8 @@ struct WorkerFlags {
   std::string gpu_memory = "0";
   std::string inject_fault;
   bool unsandboxed = false;
+  bool cold = false;
+  std::string executor_idle = "2m";
 };
 
 void RunWorker(const WorkerFlags& f) {
@@ -94,6 +96,8 @@ void RunWorker(const WorkerFlags& f) {
     Fail("give both --gpus and --gpu-memory (the memory of one GPU), or neither", 2);
   }
   if (f.cores == 0) Fail("--cores must be at least 1", 2);
+  options.warm_executors = !f.cold;
+  options.executor_idle_ms = OrFail(ParseDurationMs(f.executor_idle));
   if (f.inject_fault == "corrupt-results") {
     options.runner.corrupt_results = true;
     spdlog::warn("fault injection on: this worker corrupts every result it reports (testing aid)");
@@ -153,6 +157,11 @@ void AddServerCommands(CLI::App& app) {
   w->add_option("--gpu-memory", wf->gpu_memory, "memory of one GPU, e.g. 16G");
   w->add_option("--inject-fault", wf->inject_fault,
                 "TESTING AID: corrupt-results makes this worker report wrong results");
+  w->add_flag("--no-warm-executors", wf->cold,
+              "run every task as a fresh process, even for persistent apps such as artel-ml");
+  w->add_option("--executor-idle", wf->executor_idle,
+                "end a warm executor (a persistent app kept for one job) idle this long")
+      ->capture_default_str();
   w->add_flag("--unsandboxed", wf->unsandboxed,
               "run tasks without bubblewrap if it is missing (no isolation!)");
   w->callback([wf] { RunWorker(*wf); });

@@ -27,7 +27,7 @@ const CLI::Validator kPositive(
 
 struct TrainFlags {
   Connection conn;
-  std::string model, data, mode, optimizer, name, out, inner_state;
+  std::string model, data, mode, optimizer, name, out, inner_state, compress;
   uint32_t workers = 0, batch_size = 0, local_steps = 0, epochs = 0, rounds = 0, quorum = 0,
            backup = 0, eval_every = 0;
   double lr = 0, target_accuracy = 0, outer_lr = 0;
@@ -99,6 +99,7 @@ void Train(const TrainFlags& f) {
   spec.set_outer_lr(f.outer_lr);
   if (f.outer_momentum >= 0) spec.set_outer_momentum(f.outer_momentum);
   spec.set_inner_state(f.inner_state);
+  spec.set_compress(f.compress);
   spec.set_epochs(f.epochs);
   spec.set_rounds(f.rounds);
   spec.set_target_accuracy(f.target_accuracy);
@@ -146,6 +147,8 @@ void PrintJob(const v1::TrainingJob& job) {
               << ", inner state " << (s.inner_state().empty() ? "default" : s.inner_state())
               << "\n";
   }
+  std::cout << "  updates:   " << (s.compress().empty() ? "none" : s.compress())
+            << " compression\n";
   std::cout << "  stop:      ";
   if (s.rounds() > 0) std::cout << "after " << s.rounds() << " rounds";
   if (s.rounds() == 0) std::cout << "after " << (s.epochs() == 0 ? 1 : s.epochs()) << " epoch(s)";
@@ -160,6 +163,12 @@ void PrintJob(const v1::TrainingJob& job) {
   std::cout << "  progress:  round " << job.round() << ", " << job.samples_seen() << " samples, "
             << FormatBytes(job.bytes_moved()) << " moved, test accuracy "
             << AccuracyString(job.accuracy()) << "\n";
+  if (job.round() > 0) {
+    std::printf(
+        "  compute:   utilization %.1f %% (workers' training compute / (wall time x %u "
+        "workers)); coordinator %.1f ms per round\n",
+        100 * job.compute_utilization(), job.spec().workers(), job.coordinator_ms() / job.round());
+  }
   if (job.finished_at_ms() > job.created_at_ms() && job.created_at_ms() > 0) {
     std::cout << "  took:      "
               << FormatDurationMs(static_cast<uint64_t>(job.finished_at_ms() - job.created_at_ms()))
@@ -263,6 +272,10 @@ void AddTrainCommands(CLI::App& app) {
   t->add_option("--eval-every", tf->eval_every,
                 "evaluate every N rounds [about 10 times per epoch]")
       ->check(kPositive);
+  t->add_option("--compress", tf->compress,
+                "how updates travel from workers: none (fp32), fp16, or int8 (per-tensor scale, "
+                "with error feedback kept by each worker's executor) [none]")
+      ->check(CLI::IsMember({"none", "fp16", "int8"}));
   t->add_option("--name", tf->name, "a name for the job");
   t->add_option("--out", tf->out, "write the trained TorchScript model here when done");
   t->add_flag("--json", tf->json, "one JSON object per line: {\"id\"}, each round, the outcome");

@@ -177,6 +177,11 @@ void RunTrainDemo(const TrainDemoFlags& f) {
   std::printf("  failure injected:  %s\n",
               killed.empty() ? "none (finished first)" : killed.c_str());
   std::printf("  bytes moved:       %.1f MiB\n", job.bytes_moved() / 1048576.0);
+  std::printf(
+      "  compute:           %.1f %% utilization (workers' training compute / (wall time x "
+      "%u workers)); coordinator %.1f ms per round\n",
+      100 * job.compute_utilization(), job.spec().workers(),
+      job.round() == 0 ? 0.0 : job.coordinator_ms() / job.round());
   std::string reloaded = "not checked";
   if (code == 0) {
     std::ofstream(root / "check.py") << kCheckScript;

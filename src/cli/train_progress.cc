@@ -141,6 +141,8 @@ nlohmann::json RoundJson(const v1::TrainingJob& job, const v1::RoundRecord& r) {
           {"samples", r.samples()},
           {"samples_per_s", r.samples_per_s()},
           {"bytes_moved", r.bytes_moved()},
+          {"compute_ms", r.compute_ms()},
+          {"coordinator_ms", r.coordinator_ms()},
           {"finished_at_ms", r.finished_at_ms()},
           {"eta_ms", eta < 0 ? nlohmann::json(nullptr) : nlohmann::json(eta)}};
 }
@@ -158,6 +160,11 @@ nlohmann::json TrainingJobJson(const v1::TrainingJob& job) {
           {"accuracy", OrNull(job.accuracy())},
           {"samples_seen", job.samples_seen()},
           {"bytes_moved", job.bytes_moved()},
+          {"compute_ms", job.compute_ms()},
+          {"compute_utilization", job.compute_utilization()},
+          {"coordinator_ms_per_round",
+           job.round() == 0 ? 0.0 : job.coordinator_ms() / static_cast<double>(job.round())},
+          {"running_since_ms", job.running_since_ms()},
           {"created_at_ms", job.created_at_ms()},
           {"finished_at_ms", job.finished_at_ms()},
           {"trained_model_digest", job.trained_model_digest()}};

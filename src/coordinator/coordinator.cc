@@ -87,7 +87,7 @@ absl::Status Coordinator::Load() {
     TaskEntry entry;
     entry.info = std::move(t);
     const v1::Resources& r = entry.info.spec().resources();
-    entry.needs = TaskNeeds{r.cores(), r.memory_bytes(), r.gpu_memory_bytes(), {}};
+    entry.needs = TaskNeeds{r.cores(), r.memory_bytes(), r.gpu_memory_bytes(), {}, r.side()};
     for (const auto& in : entry.info.spec().inputs())
       entry.needs.input_digests.push_back(in.digest());
     if (const v1::AppVersion* app =
@@ -313,7 +313,7 @@ absl::StatusOr<v1::SubmitResponse> Coordinator::Submit(const v1::SubmitRequest& 
       entry.info.set_created_at_ms(now);
       entry.info.set_resolved_version(specs[i].version());
       const v1::Resources& r = specs[i].resources();
-      entry.needs = TaskNeeds{r.cores(), r.memory_bytes(), r.gpu_memory_bytes(), {}};
+      entry.needs = TaskNeeds{r.cores(), r.memory_bytes(), r.gpu_memory_bytes(), {}, r.side()};
       for (const auto& in : specs[i].inputs()) entry.needs.input_digests.push_back(in.digest());
       entry.app_digest = digests[i];
       *entry.info.mutable_spec() = std::move(specs[i]);
@@ -367,8 +367,28 @@ void Coordinator::TransitLocked(TaskEntry& task, WriteBatch& batch) {
   }
   if (old_state != task.info.state()) {
     CountLocked(task.info, old_state, -1);
+    ++task_changes_;
     changed_.SignalAll();
   }
+}
+
+void Coordinator::RetireExecutor(const std::string& key) {
+  absl::MutexLock lock(&mu_);
+  retired_executors_.insert(key);
+}
+
+uint64_t Coordinator::TaskChanges() const {
+  absl::MutexLock lock(&mu_);
+  return task_changes_;
+}
+
+uint64_t Coordinator::WaitForTaskChange(uint64_t seen, int64_t timeout_ms) const {
+  absl::MutexLock lock(&mu_);
+  const absl::Time until = absl::Now() + absl::Milliseconds(timeout_ms);
+  while (task_changes_ == seen) {
+    if (changed_.WaitWithDeadline(&mu_, until)) break;
+  }
+  return task_changes_;
 }
 
 void Coordinator::CountLocked(const v1::TaskInfo& task, v1::TaskState old_state, int delta_old) {

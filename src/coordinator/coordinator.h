@@ -98,6 +98,14 @@ class Coordinator {
   v1::ListTrainingJobsResponse ListTrainingJobs() const;
   // Durably replaces a job's record (the driver's checkpoint of a round).
   absl::Status SaveTrainingJob(const v1::TrainingJob& job);
+  // Workers end their warm executors of `key` (TaskSpec.executor): its
+  // work is over. Kept in memory only; executors also end when idle.
+  void RetireExecutor(const std::string& key);
+  // A counter that grows whenever a task changes state; WaitForTaskChange
+  // returns as soon as it differs from `seen` (or after `timeout_ms`), with
+  // its value then. Lets a job driver react to finished tasks at once.
+  uint64_t TaskChanges() const;
+  uint64_t WaitForTaskChange(uint64_t seen, int64_t timeout_ms) const;
   BlobStore& blobs() { return blobs_; }
   const Clock& clock() const { return clock_; }
 
@@ -145,9 +153,11 @@ class Coordinator {
   CommitQueue commits_;
 
   mutable absl::Mutex mu_;
-  absl::CondVar changed_;  // signalled when any task changes state
-  absl::CondVar work_;     // signalled when a task needs new replicas
+  mutable absl::CondVar changed_;  // signalled when any task changes state
+  absl::CondVar work_;             // signalled when a task needs new replicas
   uint64_t last_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t task_changes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::set<std::string> retired_executors_ ABSL_GUARDED_BY(mu_);
   uint64_t next_task_id_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_replica_id_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_job_id_ ABSL_GUARDED_BY(mu_) = 1;

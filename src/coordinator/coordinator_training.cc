@@ -112,6 +112,16 @@ absl::StatusOr<v1::TrainingJob> Coordinator::StartTraining(const v1::TrainingSpe
           "--outer-momentum must be in [0, 1), e.g. 0.9 (DiLoCo) or 0 (plain averaging)");
     }
   }
+  if (spec.compress().empty()) spec.set_compress("none");
+  if (spec.compress() != "none" && spec.compress() != "fp16" && spec.compress() != "int8") {
+    return absl::InvalidArgumentError("unknown --compress '" + spec.compress() +
+                                      "'; use none, fp16 or int8");
+  }
+  if (spec.compress() != "none" && spec.mode() == v1::TRAIN_MODE_FULLBATCH) {
+    return absl::InvalidArgumentError(
+        "--compress applies to --mode sync, local and async (fullbatch sends one gradient per "
+        "shard and epoch)");
+  }
   if (spec.epochs() == 0 && spec.rounds() == 0) spec.set_epochs(1);
   if (spec.quorum() == 0) spec.set_quorum(1);
   if (spec.max_staleness() == 0) spec.set_max_staleness(4);

@@ -113,6 +113,9 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
         }
       }
     }
+    for (const std::string& key : request.executors()) {
+      if (retired_executors_.count(key)) response.add_retire_executors(key);
+    }
     seq = EnqueueLocked(std::move(batch));
   }
   AwaitDurable(seq);
@@ -133,6 +136,7 @@ absl::StatusOr<v1::FetchWorkResponse> Coordinator::FetchWork(const v1::FetchWork
     PlacementRequest place;
     place.max_tasks = std::min(request.max_tasks(), options_.max_assignments_per_fetch);
     place.free_cores = request.free_cores();
+    place.free_side_slots = request.free_side_slots();
     place.free_memory_bytes = request.free_memory_bytes();
     // GPU memory is not in the request: subtract what this worker holds.
     uint64_t gpu_held = 0;
@@ -185,6 +189,7 @@ absl::StatusOr<v1::FetchWorkResponse> Coordinator::FetchWork(const v1::FetchWork
       *a->mutable_resources() = spec.resources();
       a->set_checkpoint_digest(task.info.resume_checkpoint());
       a->set_lease_ms(spec.policy().lease_ms());
+      a->set_executor(spec.executor());
       batch.replicas.push_back(r);
       in_progress_.insert(r.id());
       task.replica_ids.push_back(r.id());
@@ -256,6 +261,7 @@ absl::Status Coordinator::ApplyReportLocked(const std::string& worker_id,
   r.set_exit_code(report.exit_code());
   r.set_error(report.error());
   r.set_runtime_ms(report.runtime_ms());
+  r.set_compute_ms(report.compute_ms());
   r.set_finished_at_ms(clock_.NowMs());
   *r.mutable_outputs() = report.outputs();
   if (report.result() == v1::RESULT_KIND_SUCCESS || report.result() == v1::RESULT_KIND_APP_ERROR) {

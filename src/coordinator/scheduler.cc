@@ -29,12 +29,18 @@ std::vector<uint64_t> Scheduler::Pick(const PlacementRequest& request,
   // Without cache hints the oldest tasks that fit together win, so the scan
   // stops once the worker is full; with hints the window is ranked first.
   uint32_t cores = request.free_cores;
+  uint32_t side = request.free_side_slots;
   uint64_t memory = request.free_memory_bytes, gpu = request.gpu_memory_bytes;
   auto fits = [&](const TaskNeeds& n) {
-    return n.cores <= cores && n.memory_bytes <= memory && n.gpu_memory_bytes <= gpu;
+    return (n.side ? side > 0 : n.cores <= cores) && n.memory_bytes <= memory &&
+           n.gpu_memory_bytes <= gpu;
   };
   auto take = [&](const TaskNeeds& n) {
-    cores -= n.cores;
+    if (n.side) {
+      --side;
+    } else {
+      cores -= n.cores;
+    }
     memory -= n.memory_bytes;
     gpu -= n.gpu_memory_bytes;
   };

@@ -21,12 +21,16 @@ struct TaskNeeds {
   uint64_t memory_bytes = 0;
   uint64_t gpu_memory_bytes = 0;
   std::vector<std::string> input_digests;
+  // A side task (Resources.side) takes the worker's side slot instead of
+  // cores.
+  bool side = false;
 };
 
 // What the asking worker has free now.
 struct PlacementRequest {
   uint32_t max_tasks = 1;
   uint32_t free_cores = 1;
+  uint32_t free_side_slots = 0;
   uint64_t free_memory_bytes = 0;
   uint64_t gpu_memory_bytes = 0;
   std::unordered_set<std::string> cached_digests;

@@ -50,6 +50,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
         return Authorize(coordinator, ctx, {v1::ROLE_SUBMITTER, v1::ROLE_WORKER});
       });
   grpc::ServerBuilder builder;
+  // Two coordinators must never share one address: a second one fails to
+  // start instead of splitting the requests with the first.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
   builder.SetMaxReceiveMessageSize(64 << 20);
   builder.SetMaxSendMessageSize(64 << 20);

@@ -10,6 +10,8 @@
 #include <sstream>
 
 #include "ml/aggregate.h"
+#include "ml/buffers.h"
+#include "ml/compress.h"
 #include "ml/optimizer.h"
 #include "ml/safetensors.h"
 
@@ -69,13 +71,34 @@ std::string Tail(const std::string& s, size_t n) {
   return s.size() <= n ? s : s.substr(s.size() - n);
 }
 
+// Compute time of a task's replicas whose results were used (the agreeing
+// class): the app's own measure where it gave one, else the run time.
+uint64_t UsedComputeMs(const v1::TaskInfo& t) {
+  uint64_t ms = 0;
+  for (const v1::ReplicaInfo& r : t.replicas()) {
+    if (r.validity() != v1::VALIDITY_VALID && r.id() != t.canonical_replica()) continue;
+    ms += r.compute_ms() > 0 ? r.compute_ms() : r.runtime_ms();
+  }
+  return ms;
+}
+
+double MsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
 }  // namespace
+
+std::string ExecutorKey(const v1::TrainingJob& job) { return "train-" + std::to_string(job.id()); }
 
 void TrainingDriver::Start(uint64_t interval_ms) {
   thread_ = std::thread([this, interval_ms] {
+    // Wakes as soon as any task changes state, so that a round closes the
+    // moment its last task is done; at least every interval_ms otherwise.
+    uint64_t seen = coordinator_.TaskChanges();
     while (!stop_.load()) {
       Step();
-      std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+      seen = coordinator_.WaitForTaskChange(seen, static_cast<int64_t>(interval_ms));
     }
   });
 }
@@ -88,8 +111,10 @@ void TrainingDriver::Stop() {
 void TrainingDriver::Step() {
   v1::ListTrainingJobsResponse jobs = coordinator_.ListTrainingJobs();
   for (v1::TrainingJob job : jobs.jobs()) {
-    if (job.state() == v1::TRAINING_STATE_DONE || job.state() == v1::TRAINING_STATE_FAILED)
+    if (job.state() == v1::TRAINING_STATE_DONE || job.state() == v1::TRAINING_STATE_FAILED) {
+      coordinator_.RetireExecutor(ExecutorKey(job));
       continue;
+    }
     const v1::TrainingJob before = job;
     absl::Status s = Advance(job);
     if (!s.ok()) {
@@ -140,7 +165,8 @@ bool TrainingDriver::Finished(const v1::TrainingJob& job, const v1::Dataset& dat
 
 absl::StatusOr<uint64_t> TrainingDriver::SubmitMlTask(const v1::TrainingJob& job,
                                                       std::vector<std::string> args,
-                                                      const std::vector<v1::InputFile>& inputs) {
+                                                      const std::vector<v1::InputFile>& inputs,
+                                                      bool side) {
   v1::SubmitRequest req;
   req.set_job_name(job.spec().name());
   v1::TaskSpec* t = req.add_tasks();
@@ -152,6 +178,9 @@ absl::StatusOr<uint64_t> TrainingDriver::SubmitMlTask(const v1::TrainingJob& job
   // Replicas on different CPUs agree on gradients only up to float rounding.
   t->set_validator("tolerance");
   t->mutable_resources()->set_memory_bytes(kMlTaskMemory);
+  t->mutable_resources()->set_side(side);
+  // The job's tasks share a warm artel-ml process on each worker.
+  t->set_executor(ExecutorKey(job));
   ASSIGN_OR_RETURN(v1::SubmitResponse resp, coordinator_.Submit(req));
   return resp.task_ids(0);
 }
@@ -224,6 +253,7 @@ absl::Status TrainingDriver::AdvanceInit(v1::TrainingJob& job) {
 
 absl::Status TrainingDriver::StartRound(v1::TrainingJob& job, const v1::Dataset& data) {
   const v1::TrainingSpec& spec = job.spec();
+  if (job.running_since_ms() == 0) job.set_running_since_ms(coordinator_.clock().NowMs());
   if (spec.mode() == v1::TRAIN_MODE_ASYNC && job.round_started_ms() == 0) {
     job.set_round_started_ms(coordinator_.clock().NowMs());
   }
@@ -243,6 +273,12 @@ absl::Status TrainingDriver::StartRound(v1::TrainingJob& job, const v1::Dataset&
       inputs.push_back(Input("state.safetensors", job.inner_state_digest()));
       all.insert(all.end(), {"--state", "state.safetensors"});
     }
+    if (!spec.compress().empty() && spec.compress() != "none") {
+      all.insert(all.end(), {"--compress", spec.compress()});
+      // Error feedback lives in each worker's executor; replicas of one task
+      // on two workers would then disagree, so replicated jobs go without.
+      if (spec.quorum() <= 1) all.push_back("--error-feedback");
+    }
     ASSIGN_OR_RETURN(uint64_t id, SubmitMlTask(job, std::move(all), inputs));
     job.add_round_tasks(id);
     (*job.mutable_task_base_round())[id] = job.round();
@@ -254,7 +290,11 @@ absl::Status TrainingDriver::StartRound(v1::TrainingJob& job, const v1::Dataset&
   }
   switch (spec.mode()) {
     case v1::TRAIN_MODE_FULLBATCH:
-      for (uint64_t s = 0; s < shards; ++s) RETURN_IF_ERROR(submit(s, {"grad", "--all"}));
+      // Seeded (dropout) by the task's position in the job: round and shard.
+      for (uint64_t s = 0; s < shards; ++s) {
+        RETURN_IF_ERROR(
+            submit(s, {"grad", "--all", "--seed", std::to_string(job.round() * shards + s + 1)}));
+      }
       return absl::OkStatus();
     case v1::TRAIN_MODE_LOCAL:
       for (uint64_t j = 0; j < spec.workers(); ++j) {
@@ -275,8 +315,11 @@ absl::Status TrainingDriver::StartRound(v1::TrainingJob& job, const v1::Dataset&
         const uint64_t shard = p % shards;
         const uint64_t batches = std::max<uint64_t>(
             1, data.train(static_cast<int>(shard)).samples() / spec.batch_size());
-        RETURN_IF_ERROR(submit(shard, {"grad", "--batch-size", b, "--batch-index",
-                                       std::to_string((p / shards) % batches)}));
+        // Seeded by the batch's position: replicas of a task draw the same
+        // dropout masks, and every batch of the job draws its own.
+        RETURN_IF_ERROR(submit(
+            shard, {"grad", "--batch-size", b, "--batch-index",
+                    std::to_string((p / shards) % batches), "--seed", std::to_string(p + 1)}));
       }
       if (spec.mode() == v1::TRAIN_MODE_ASYNC) job.set_next_batch(job.next_batch() + n);
       return absl::OkStatus();
@@ -310,7 +353,7 @@ absl::Status TrainingDriver::AdvanceRound(v1::TrainingJob& job, const v1::Datase
           job.task_base_round().count(t.id()) ? job.task_base_round().at(t.id()) : 0;
       job.mutable_task_base_round()->erase(t.id());
       if (job.round() - base > spec.max_staleness()) continue;  // refused: too stale
-      RETURN_IF_ERROR(CloseRound(job, {t}));
+      RETURN_IF_ERROR(TimedCloseRound(job, {t}));
       // Measure every eval_every updates (skipping a due one while another
       // evaluation is still running).
       if (job.round() % spec.eval_every() == 0 && job.eval_tasks().empty() &&
@@ -335,7 +378,7 @@ absl::Status TrainingDriver::AdvanceRound(v1::TrainingJob& job, const v1::Datase
   done.resize(needed);
   // Backup tasks still running are no longer needed.
   for (uint64_t id : running) (void)coordinator_.Cancel(id);
-  RETURN_IF_ERROR(CloseRound(job, done));
+  RETURN_IF_ERROR(TimedCloseRound(job, done));
   job.clear_round_tasks();
   job.clear_task_base_round();
   if (spec.mode() != v1::TRAIN_MODE_FULLBATCH)
@@ -351,14 +394,18 @@ absl::Status TrainingDriver::CloseRound(v1::TrainingJob& job,
   const v1::TrainingSpec& spec = job.spec();
   const std::string file =
       spec.mode() == v1::TRAIN_MODE_LOCAL ? "delta.safetensors" : "grad.safetensors";
-  std::vector<ml::TensorMap> parts;
+  std::vector<ml::TensorMap> parts, buffer_parts;
   std::vector<double> weights;
   double loss = 0;
   uint64_t samples = 0, bytes = 0;
   ASSIGN_OR_RETURN(uint64_t params_size, coordinator_.blobs().SizeOf(job.params_digest()));
   for (const v1::TaskInfo& t : done) {
     ASSIGN_OR_RETURN(std::string bytes_out, ReadOutput(t, file));
-    ASSIGN_OR_RETURN(ml::TensorMap m, ml::ParseSafetensors(bytes_out));
+    ASSIGN_OR_RETURN(ml::TensorMap parsed, ml::ParseSafetensors(bytes_out));
+    // Updates may travel as fp16 or int8 (--compress; ml/compress.h).
+    ASSIGN_OR_RETURN(ml::TensorMap m, ml::Decompress(std::move(parsed)));
+    // The model's buffers are values, not part of the update (ml/buffers.h).
+    buffer_parts.push_back(ml::SplitBuffers(m));
     RETURN_IF_ERROR(ml::CheckFinite(m));
     const double n = MetaNumber(m, "samples", 1);
     loss += MetaNumber(m, "loss") * n;
@@ -370,6 +417,9 @@ absl::Status TrainingDriver::CloseRound(v1::TrainingJob& job,
   std::vector<const ml::TensorMap*> ptrs;
   for (const auto& p : parts) ptrs.push_back(&p);
   ASSIGN_OR_RETURN(ml::TensorMap update, ml::WeightedAverage(ptrs, weights));
+  std::vector<const ml::TensorMap*> buffer_ptrs;
+  for (const auto& b : buffer_parts) buffer_ptrs.push_back(&b);
+  ASSIGN_OR_RETURN(ml::TensorMap buffers, ml::AverageBuffers(buffer_ptrs, weights));
   std::string inner_state = job.inner_state_digest();
   // Jobs stored before --inner-state existed have it empty: they reset.
   if (spec.mode() == v1::TRAIN_MODE_LOCAL && spec.inner_state() == "carry" &&
@@ -384,7 +434,12 @@ absl::Status TrainingDriver::CloseRound(v1::TrainingJob& job,
   RETURN_IF_ERROR(opt.LoadState(opt_state));
   // DiLoCo: the averaged delta, negated, is the outer optimizer's gradient.
   if (spec.mode() == v1::TRAIN_MODE_LOCAL) update = ml::Negate(update);
+  ml::TensorMap buffers_before = ml::SplitBuffers(params);  // never stepped
   RETURN_IF_ERROR(opt.Step(params, update));
+  // The round's averaged buffers replace the old ones (in async mode, one
+  // task's); buffers the tasks did not report keep their values.
+  RETURN_IF_ERROR(ml::MergeBuffers(params, buffers_before));
+  RETURN_IF_ERROR(ml::MergeBuffers(params, buffers));
   ASSIGN_OR_RETURN(std::string new_params,
                    coordinator_.blobs().PutBytes(ml::SerializeSafetensors(params)));
   ASSIGN_OR_RETURN(std::string new_opt,
@@ -408,6 +463,30 @@ absl::Status TrainingDriver::CloseRound(v1::TrainingJob& job,
   r->set_epoch(data.train_samples() == 0 ? 0 : double(job.samples_seen()) / data.train_samples());
   r->set_finished_at_ms(now);
   if (spec.mode() == v1::TRAIN_MODE_ASYNC) job.set_round_started_ms(now);
+  return absl::OkStatus();
+}
+
+absl::Status TrainingDriver::TimedCloseRound(v1::TrainingJob& job,
+                                             const std::vector<v1::TaskInfo>& done) {
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t started_ms = job.round_started_ms();
+  RETURN_IF_ERROR(CloseRound(job, done));
+  uint64_t compute = 0;
+  for (const v1::TaskInfo& t : done) compute += UsedComputeMs(t);
+  const double ms = MsSince(start);
+  job.set_compute_ms(job.compute_ms() + compute);
+  job.set_coordinator_ms(job.coordinator_ms() + ms);
+  const int64_t wall_ms = coordinator_.clock().NowMs() - job.running_since_ms();
+  if (wall_ms > 0 && job.spec().workers() > 0) {
+    job.set_compute_utilization(static_cast<double>(job.compute_ms()) /
+                                (static_cast<double>(wall_ms) * job.spec().workers()));
+  }
+  if (!job.history().empty()) {
+    v1::RoundRecord& r = *job.mutable_history()->rbegin();
+    r.set_compute_ms(compute);
+    r.set_coordinator_ms(ms);
+    r.set_started_at_ms(started_ms);
+  }
   return absl::OkStatus();
 }
 
@@ -450,10 +529,12 @@ absl::Status TrainingDriver::StartEval(v1::TrainingJob& job, const v1::Dataset& 
       args.insert(args.end(), {"--data", name});
       inputs.push_back(Input(name, data.test(k).digest()));
     }
-    ASSIGN_OR_RETURN(uint64_t id, SubmitMlTask(job, std::move(args), inputs));
+    // Beside training: evaluations never hold up a round.
+    ASSIGN_OR_RETURN(uint64_t id, SubmitMlTask(job, std::move(args), inputs, /*side=*/true));
     job.add_eval_tasks(id);
   }
   job.set_eval_round(job.round());
+  job.set_eval_params_digest(job.params_digest());
   return absl::OkStatus();
 }
 
@@ -481,18 +562,36 @@ absl::Status TrainingDriver::AdvanceEval(v1::TrainingJob& job) {
     r.set_accuracy(correct / samples);
     r.set_test_loss(loss / samples);
   }
-  // The target is reached by the parameters just measured: stop the round in
-  // flight, so that the job exports those parameters rather than later ones
-  // that would need measuring again (and might measure lower). Async updates
-  // have moved on already; the final evaluation measures where they ended.
+  // The target is reached by the parameters just measured: stop training
+  // and keep exactly those parameters. Evaluations run beside training, so
+  // later rounds may have closed meanwhile; the job goes back to the
+  // measured round rather than export parameters nobody measured (which
+  // might measure lower).
   const v1::TrainingSpec& spec = job.spec();
-  if (spec.target_accuracy() > 0 && job.accuracy() >= spec.target_accuracy() &&
-      job.eval_round() == job.round() && spec.mode() != v1::TRAIN_MODE_ASYNC) {
+  if (spec.target_accuracy() > 0 && job.accuracy() >= spec.target_accuracy()) {
     for (uint64_t id : job.round_tasks()) (void)coordinator_.Cancel(id);
     job.clear_round_tasks();
     job.clear_task_base_round();
+    if (job.eval_round() != job.round() && !job.eval_params_digest().empty()) {
+      ASSIGN_OR_RETURN(v1::Dataset data, coordinator_.GetDataset(spec.dataset()));
+      RollBackTo(job, data);
+    }
   }
   return absl::OkStatus();
+}
+
+void TrainingDriver::RollBackTo(v1::TrainingJob& job, const v1::Dataset& data) {
+  spdlog::info("training job {} reached its target at round {}; rounds {}-{} are dropped", job.id(),
+               job.eval_round(), job.eval_round() + 1, job.round());
+  job.set_params_digest(job.eval_params_digest());
+  auto* history = job.mutable_history();
+  while (!history->empty() && history->rbegin()->round() > job.eval_round()) {
+    history->RemoveLast();
+  }
+  job.set_round(job.eval_round());
+  const double epoch = history->empty() ? 0.0 : history->rbegin()->epoch();
+  job.set_samples_seen(
+      static_cast<uint64_t>(epoch * static_cast<double>(data.train_samples()) + 0.5));
 }
 
 absl::Status TrainingDriver::AdvanceExport(v1::TrainingJob& job) {

@@ -17,7 +17,11 @@
 //             at most max_staleness rounds old, else it is refused.
 //   fullbatch one grad task per shard over the whole shard; one step per
 //             epoch (the baseline the other modes must beat).
-// Test accuracy is measured by eval tasks on the test shards.
+// Test accuracy is measured by eval tasks on the test shards; they are side
+// tasks that run beside training and never hold up a round. Every task of a
+// job names the executor key "train-<job id>", so each worker keeps one
+// warm artel-ml process for the job (docs/EXECUTORS.md). The driver wakes
+// whenever a task changes state.
 //
 // Thread-compatible: Run() owns one thread; Step() is for tests.
 #pragma once
@@ -55,6 +59,9 @@ class TrainingDriver {
   absl::Status StartEval(v1::TrainingJob& job, const v1::Dataset& data);
   // Applies the averaged updates of finished tasks and closes the round.
   absl::Status CloseRound(v1::TrainingJob& job, const std::vector<v1::TaskInfo>& done);
+  // CloseRound, measuring the coordinator's own time and the tasks' compute
+  // time into the job and the round's record.
+  absl::Status TimedCloseRound(v1::TrainingJob& job, const std::vector<v1::TaskInfo>& done);
   // Local mode: the weighted average of the `done` tasks' state.safetensors
   // (their inner optimizer states), stored as a blob; returns its digest and
   // adds the state bytes moved down and up to `bytes`.
@@ -63,14 +70,19 @@ class TrainingDriver {
                                                 const std::vector<double>& weights,
                                                 uint64_t& bytes);
   bool Finished(const v1::TrainingJob& job, const v1::Dataset& data) const;
+  // Puts the job back to the round its last evaluation measured (params,
+  // round, history, samples seen).
+  void RollBackTo(v1::TrainingJob& job, const v1::Dataset& data);
 
   // Submits one task the first time, then returns it once it succeeded
   // (nullopt while it runs; the job's error if it failed).
   absl::StatusOr<std::optional<v1::TaskInfo>> RunSingleTask(
       v1::TrainingJob& job, std::vector<std::string> args, const std::vector<v1::InputFile>& inputs,
       const std::string& what);
+  // `side`: a side task (Resources.side) that runs beside training.
   absl::StatusOr<uint64_t> SubmitMlTask(const v1::TrainingJob& job, std::vector<std::string> args,
-                                        const std::vector<v1::InputFile>& inputs);
+                                        const std::vector<v1::InputFile>& inputs,
+                                        bool side = false);
   absl::StatusOr<std::string> ReadOutput(const v1::TaskInfo& task, const std::string& name) const;
   // The job's error for a failed task: its reason and the tail of its stderr.
   absl::Status Failure(const v1::TaskInfo& task, const std::string& what) const;

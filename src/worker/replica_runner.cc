@@ -67,8 +67,8 @@ absl::Status ReplicaRunner::Prepare(const v1::Assignment& a, const RunDirs& dirs
   return absl::OkStatus();
 }
 
-absl::Status ReplicaRunner::CollectOutputs(const RunDirs& dirs, const SandboxResult& result,
-                                           v1::ReplicaReport& report) {
+absl::Status ReplicaRunner::CollectOutputs(const std::filesystem::path& out_dir,
+                                           const SandboxResult& result, v1::ReplicaReport& report) {
   auto add = [&](const std::string& name, std::string data) -> absl::Status {
     if (options_.corrupt_results && name != "stderr") data = Corrupt(std::move(data));
     ASSIGN_OR_RETURN(std::string digest, blobs_.UploadBytes(data));
@@ -82,7 +82,7 @@ absl::Status ReplicaRunner::CollectOutputs(const RunDirs& dirs, const SandboxRes
   RETURN_IF_ERROR(add("stderr", result.stderr_data));
   std::error_code ec;
   std::vector<std::filesystem::path> files;
-  for (const auto& e : std::filesystem::directory_iterator(dirs.out, ec)) {
+  for (const auto& e : std::filesystem::directory_iterator(out_dir, ec)) {
     if (e.is_regular_file(ec)) files.push_back(e.path());
   }
   std::sort(files.begin(), files.end());
@@ -103,6 +103,91 @@ absl::Status ReplicaRunner::CollectOutputs(const RunDirs& dirs, const SandboxRes
   return absl::OkStatus();
 }
 
+std::optional<v1::ReplicaReport> ReplicaRunner::RunWarm(const v1::Assignment& a,
+                                                        std::unique_ptr<WarmExecutor> executor,
+                                                        const CancelFlag& cancel) {
+  v1::ReplicaReport report;
+  report.set_replica_id(a.replica_id());
+  const std::string dir = "tasks/" + std::to_string(a.replica_id());
+  const std::filesystem::path host_dir = executor->work_dir() / dir;
+  auto finish = [&](std::optional<v1::ReplicaReport> r) {
+    std::error_code ec;
+    std::filesystem::remove_all(host_dir, ec);
+    executors_->Release(a.executor(), a.app_digest(), std::move(executor));
+    return r;
+  };
+  auto host_error = [&](const absl::Status& s) {
+    report.set_result(v1::RESULT_KIND_HOST_ERROR);
+    report.set_error(std::string(s.message()));
+    return finish(report);
+  };
+  std::error_code ec;
+  std::filesystem::create_directories(host_dir / "out", ec);
+  if (ec) return host_error(absl::InternalError("cannot create " + host_dir.string()));
+  ExecutorTask task;
+  task.id = a.replica_id();
+  task.args.assign(a.args().begin(), a.args().end());
+  task.dir = dir;
+  task.out = dir + "/out";
+  task.wall_time = std::chrono::milliseconds(a.resources().wall_time_ms());
+  for (const v1::InputFile& in : a.inputs()) {
+    if (absl::Status s = Materialize(in.digest(), host_dir / in.name(), /*executable=*/false);
+        !s.ok()) {
+      return host_error(s);
+    }
+    task.inputs.emplace_back(in.name(), in.digest());
+  }
+  const auto started = std::chrono::steady_clock::now();
+  absl::StatusOr<ExecutorOutcome> outcome = executor->Run(task, cancel);
+  report.set_runtime_ms(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                  std::chrono::steady_clock::now() - started)
+                                                  .count()));
+  if (!outcome.ok()) return host_error(outcome.status());
+  using K = ExecutorOutcome::Kind;
+  SandboxResult streams;
+  switch (outcome->kind) {
+    case K::kCancelled:
+      return finish(std::nullopt);
+    case K::kDone:
+      report.set_exit_code(outcome->exit_code);
+      report.set_result(outcome->exit_code == 0 ? v1::RESULT_KIND_SUCCESS
+                                                : v1::RESULT_KIND_APP_ERROR);
+      if (outcome->exit_code != 0)
+        report.set_error("exited with code " + std::to_string(outcome->exit_code));
+      report.set_compute_ms(outcome->compute_ms);
+      streams.stdout_data = std::move(outcome->stdout_data);
+      streams.stderr_data = std::move(outcome->stderr_data);
+      break;
+    case K::kTimedOut:
+      report.set_result(v1::RESULT_KIND_APP_ERROR);
+      report.set_exit_code(-1);
+      report.set_error("killed after its wall-time limit of " +
+                       std::to_string(a.resources().wall_time_ms()) + " ms");
+      break;
+    case K::kCrashed: {
+      const SandboxResult& t = outcome->termination;
+      if (t.termination == SandboxResult::Termination::kSignaled && t.signal != SIGKILL) {
+        report.set_result(v1::RESULT_KIND_APP_ERROR);
+        report.set_exit_code(128 + t.signal);
+        report.set_error("the executor was killed by signal " + std::to_string(t.signal));
+        streams.stderr_data = t.stderr_data;
+        break;
+      }
+      // SIGKILL (the OOM killer, the host) or an exit without answering:
+      // costs a replica, as a host fault does for a plain process.
+      return host_error(absl::InternalError(
+          t.termination == SandboxResult::Termination::kSignaled
+              ? "the executor was killed by SIGKILL on the host"
+              : "the executor exited with code " + std::to_string(t.exit_code) +
+                    " without answering; stderr: " + t.stderr_data.substr(0, 400)));
+    }
+  }
+  if (absl::Status s = CollectOutputs(host_dir / "out", streams, report); !s.ok()) {
+    return host_error(s);
+  }
+  return finish(report);
+}
+
 std::optional<v1::ReplicaReport> ReplicaRunner::Run(const v1::Assignment& a, const RunDirs& dirs,
                                                     const CancelFlag& cancel) {
   v1::ReplicaReport report;
@@ -112,6 +197,18 @@ std::optional<v1::ReplicaReport> ReplicaRunner::Run(const v1::Assignment& a, con
     report.set_error(std::string(s.message()));
     return report;
   };
+  // Tasks resuming from a checkpoint run as plain processes: executors
+  // have no per-task checkpoint directory.
+  if (executors_ != nullptr && !a.executor().empty() && a.checkpoint_digest().empty() &&
+      !executors_->IsPlain(a.app_digest())) {
+    absl::StatusOr<std::unique_ptr<WarmExecutor>> executor =
+        executors_->Acquire(a.executor(), a.app_digest(), a.app(), a.resources().memory_bytes(),
+                            [&](const std::filesystem::path& dest) {
+                              return Materialize(a.app_digest(), dest, /*executable=*/true);
+                            });
+    if (executor.ok()) return RunWarm(a, std::move(*executor), cancel);
+    if (!absl::IsFailedPrecondition(executor.status())) return host_error(executor.status());
+  }
   if (absl::Status s = Prepare(a, dirs); !s.ok()) return host_error(s);
 
   SandboxSpec spec;
@@ -157,7 +254,7 @@ std::optional<v1::ReplicaReport> ReplicaRunner::Run(const v1::Assignment& a, con
       report.set_error("killed by signal " + std::to_string(result->signal));
       break;
   }
-  if (absl::Status s = CollectOutputs(dirs, *result, report); !s.ok()) return host_error(s);
+  if (absl::Status s = CollectOutputs(dirs.out, *result, report); !s.ok()) return host_error(s);
   return report;
 }
 

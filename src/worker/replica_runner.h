@@ -11,6 +11,7 @@
 #include "blob/blob_cache.h"
 #include "blob/blob_client.h"
 #include "sandbox/sandbox.h"
+#include "worker/executor_pool.h"
 
 namespace artel {
 
@@ -31,19 +32,27 @@ struct RunDirs {
 // Thread-safe: one Run per replica, several at once.
 class ReplicaRunner {
  public:
-  // All borrowed; must outlive the runner.
-  ReplicaRunner(BlobCache& cache, BlobClient& blobs, Sandbox& sandbox, RunnerOptions options)
-      : cache_(cache), blobs_(blobs), sandbox_(sandbox), options_(options) {}
+  // All borrowed; must outlive the runner. Without `executors`, every task
+  // runs as a plain process.
+  ReplicaRunner(BlobCache& cache, BlobClient& blobs, Sandbox& sandbox, RunnerOptions options,
+                ExecutorPool* executors = nullptr)
+      : cache_(cache), blobs_(blobs), sandbox_(sandbox), options_(options), executors_(executors) {}
 
-  // Runs `a` in `dirs` (created here, removed by the caller). Returns
-  // nullopt when cancelled (nothing to report). Host faults become
+  // Runs `a` in `dirs` (created here, removed by the caller), in a warm
+  // executor when the task names one and its app is persistent (then
+  // `dirs` stays unused), else as a plain process. Returns nullopt when
+  // cancelled (nothing to report). Host faults become
   // RESULT_KIND_HOST_ERROR reports, never a crash.
   std::optional<v1::ReplicaReport> Run(const v1::Assignment& a, const RunDirs& dirs,
                                        const CancelFlag& cancel);
 
  private:
   absl::Status Prepare(const v1::Assignment& a, const RunDirs& dirs);
-  absl::Status CollectOutputs(const RunDirs& dirs, const SandboxResult& result,
+  // Hands `a` to `executor` (then back to the pool).
+  std::optional<v1::ReplicaReport> RunWarm(const v1::Assignment& a,
+                                           std::unique_ptr<WarmExecutor> executor,
+                                           const CancelFlag& cancel);
+  absl::Status CollectOutputs(const std::filesystem::path& out_dir, const SandboxResult& result,
                               v1::ReplicaReport& report);
   // Copies a cached blob to `dest` (private to this replica).
   absl::Status Materialize(const std::string& digest, const std::filesystem::path& dest,
@@ -53,6 +62,7 @@ class ReplicaRunner {
   BlobClient& blobs_;
   Sandbox& sandbox_;
   const RunnerOptions options_;
+  ExecutorPool* const executors_;
 };
 
 }  // namespace artel

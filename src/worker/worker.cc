@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "worker/checkpoint_pack.h"
@@ -112,7 +113,16 @@ absl::Status Worker::Run() {
   std::filesystem::create_directories(options_.data_dir / "run", ec);
   ASSIGN_OR_RETURN(auto store, BlobStore::Open(options_.data_dir / "cache"));
   cache_ = std::make_unique<BlobCache>(std::move(store), options_.disk_bytes);
-  runner_ = std::make_unique<ReplicaRunner>(*cache_, *blobs_, sandbox_, options_.runner);
+  if (options_.warm_executors) {
+    ExecutorPoolOptions pool;
+    pool.root = options_.data_dir / "executors";
+    pool.idle_timeout_ms = options_.executor_idle_ms;
+    pool.max_idle = options_.cores + options_.side_slots;
+    pool.max_processes = options_.runner.max_processes;
+    executors_ = std::make_unique<ExecutorPool>(sandbox_, clock_, pool);
+  }
+  runner_ = std::make_unique<ReplicaRunner>(*cache_, *blobs_, sandbox_, options_.runner,
+                                            executors_.get());
   {
     std::ifstream in(options_.data_dir / "worker.id");
     std::string id;
@@ -133,15 +143,19 @@ absl::Status Worker::Run() {
       absl::MutexLock lock(&mu_);
       req.set_worker_id(worker_id_);
       req.set_free_cores(options_.cores - used_cores_);
+      req.set_free_side_slots(options_.side_slots - used_side_slots_);
       req.set_free_memory_bytes(options_.memory_bytes - used_memory_);
     }
-    if (req.free_cores() == 0) {
+    if (req.free_cores() == 0 && req.free_side_slots() == 0) {
       absl::MutexLock lock(&mu_);
       slot_freed_.WaitWithTimeout(&mu_, absl::Milliseconds(options_.idle_poll_ms));
       continue;
     }
-    req.set_max_tasks(req.free_cores());
-    req.set_wait_ms(static_cast<uint32_t>(options_.fetch_wait_ms));
+    req.set_max_tasks(req.free_cores() + req.free_side_slots());
+    // With every core busy only side tasks fit: ask without waiting, so that
+    // a freed core is offered again at once.
+    const bool side_only = req.free_cores() == 0;
+    req.set_wait_ms(side_only ? 0 : static_cast<uint32_t>(options_.fetch_wait_ms));
     for (const auto& d : cache_->CachedDigests()) {
       if (req.cached_digests_size() >= 1000) break;
       req.add_cached_digests(d);
@@ -163,6 +177,11 @@ absl::Status Worker::Run() {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       continue;
     }
+    if (side_only && resp.assignments().empty()) {
+      absl::MutexLock lock(&mu_);
+      slot_freed_.WaitWithTimeout(&mu_, absl::Milliseconds(options_.idle_poll_ms));
+      continue;
+    }
     for (const v1::Assignment& a : resp.assignments()) {
       if (a.app_digest() == kBuiltinNoop) {
         v1::ReplicaReport report;
@@ -174,7 +193,13 @@ absl::Status Worker::Run() {
       absl::MutexLock lock(&mu_);
       auto r = std::make_unique<Running>();
       r->assignment = a;
-      used_cores_ += a.resources().cores();
+      r->received = std::chrono::steady_clock::now();
+      received_[a.replica_id()] = r->received;
+      if (a.resources().side()) {
+        ++used_side_slots_;
+      } else {
+        used_cores_ += a.resources().cores();
+      }
       used_memory_ += a.resources().memory_bytes();
       Running* raw = r.get();
       running_[a.replica_id()] = std::move(r);
@@ -207,7 +232,12 @@ void Worker::Execute(uint64_t replica_id) {
   }
   const RunDirs dirs(options_.data_dir / "run" / std::to_string(replica_id));
   std::optional<v1::ReplicaReport> report = runner_->Run(r->assignment, dirs, r->cancel);
-  if (report.has_value() && !stop_.load()) QueueReport(std::move(*report));
+  if (report.has_value() && !stop_.load()) {
+    QueueReport(std::move(*report));
+  } else {
+    absl::MutexLock lock(&mu_);
+    received_.erase(replica_id);
+  }
   std::error_code ec;
   std::filesystem::remove_all(dirs.root, ec);
   absl::MutexLock lock(&mu_);
@@ -224,7 +254,11 @@ void Worker::ReapFinished() {
         ++it;
         continue;
       }
-      used_cores_ -= it->second->assignment.resources().cores();
+      if (it->second->assignment.resources().side()) {
+        --used_side_slots_;
+      } else {
+        used_cores_ -= it->second->assignment.resources().cores();
+      }
       used_memory_ -= it->second->assignment.resources().memory_bytes();
       done.push_back(std::move(it->second));
       it = running_.erase(it);
@@ -258,9 +292,34 @@ void Worker::ReportLoop() {
       continue;
     }
     if (!s.ok()) spdlog::warn("coordinator rejected a report: {}", s.error_message());
+    if (s.ok()) RecordOverhead(req);
     absl::MutexLock lock(&mu_);
     reports_.erase(reports_.begin(), reports_.begin() + req.reports_size());
   }
+}
+
+void Worker::RecordOverhead(const v1::ReportRequest& acked) {
+  constexpr size_t kOverheadWindow = 50;
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<double> window;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const v1::ReplicaReport& r : acked.reports()) {
+      auto it = received_.find(r.replica_id());
+      if (it == received_.end()) continue;
+      const double total = std::chrono::duration<double, std::milli>(now - it->second).count();
+      received_.erase(it);
+      if (r.compute_ms() == 0) continue;  // no measure of the app's own work
+      overhead_ms_.push_back(total - static_cast<double>(r.compute_ms()));
+    }
+    if (overhead_ms_.size() < kOverheadWindow) return;
+    window.swap(overhead_ms_);
+  }
+  std::sort(window.begin(), window.end());
+  spdlog::info(
+      "task overhead over the last {} tasks (assignment received to report committed, "
+      "minus compute): p50 {:.1f} ms, p90 {:.1f} ms, max {:.1f} ms",
+      window.size(), window[window.size() / 2], window[window.size() * 9 / 10], window.back());
 }
 
 void Worker::UploadCheckpoints() {
@@ -293,7 +352,11 @@ void Worker::UploadCheckpoints() {
 void Worker::HeartbeatLoop() {
   while (!stop_.load()) {
     UploadCheckpoints();
+    if (executors_ != nullptr) executors_->ReapIdle();
     v1::HeartbeatRequest req;
+    if (executors_ != nullptr) {
+      for (const std::string& key : executors_->IdleKeys()) req.add_executors(key);
+    }
     uint64_t interval;
     {
       absl::MutexLock lock(&mu_);
@@ -311,6 +374,7 @@ void Worker::HeartbeatLoop() {
     grpc::Status s = stub_->Heartbeat(Prepare(ctx, 5'000), req, &resp);
     if (s.ok()) {
       if (resp.reregister()) (void)Register();
+      for (const std::string& key : resp.retire_executors()) executors_->Retire(key);
       absl::MutexLock lock(&mu_);
       for (uint64_t id : resp.cancel()) {
         auto it = running_.find(id);

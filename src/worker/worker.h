@@ -22,7 +22,9 @@
 #include "artel/v1/artel.grpc.pb.h"
 #include "blob/blob_cache.h"
 #include "blob/blob_client.h"
+#include "common/clock.h"
 #include "sandbox/sandbox.h"
+#include "worker/executor_pool.h"
 #include "worker/replica_runner.h"
 
 namespace artel {
@@ -39,6 +41,11 @@ struct WorkerOptions {
   uint64_t gpu_memory_bytes = 0;       // memory of one GPU [0]
   uint64_t idle_poll_ms = 50;          // recheck for free slots when full [50 ms]
   uint64_t fetch_wait_ms = 2000;       // long poll of one FetchWork [2 s]
+  // Keep persistent apps warm across the tasks of one job (TaskSpec.executor)
+  // [true]; false runs every task as a plain process.
+  bool warm_executors = true;
+  int64_t executor_idle_ms = 120'000;  // an idle executor ends after this [2 min]
+  uint32_t side_slots = 1;             // side tasks (Resources.side) at once [1]
   RunnerOptions runner;
 };
 
@@ -61,6 +68,7 @@ class Worker {
     std::string checkpoint_digest;
     std::thread thread;
     bool finished = false;
+    std::chrono::steady_clock::time_point received;  // when the assignment arrived
   };
 
   absl::Status Register();
@@ -70,6 +78,10 @@ class Worker {
   void UploadCheckpoints();
   void ReapFinished();
   void QueueReport(v1::ReplicaReport report);
+  // Records the overhead of reports the coordinator acknowledged: from the
+  // assignment's arrival to the committed report, minus the app's compute
+  // time; logs a summary every kOverheadWindow tasks.
+  void RecordOverhead(const v1::ReportRequest& acked);
   grpc::ClientContext* Prepare(grpc::ClientContext& ctx, int timeout_ms) const;
 
   WorkerOptions options_;
@@ -78,6 +90,8 @@ class Worker {
   std::unique_ptr<v1::WorkerService::Stub> stub_;
   std::unique_ptr<BlobClient> blobs_;
   std::unique_ptr<BlobCache> cache_;
+  RealClock clock_;
+  std::unique_ptr<ExecutorPool> executors_;
   std::unique_ptr<ReplicaRunner> runner_;
   std::atomic<bool> stop_{false};
 
@@ -85,11 +99,15 @@ class Worker {
   std::string worker_id_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, std::unique_ptr<Running>> running_ ABSL_GUARDED_BY(mu_);
   uint32_t used_cores_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t used_side_slots_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t used_memory_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<v1::ReplicaReport> reports_ ABSL_GUARDED_BY(mu_);
   absl::CondVar reports_cv_;
   absl::CondVar slot_freed_;  // a running replica finished
   uint64_t heartbeat_interval_ms_ ABSL_GUARDED_BY(mu_) = 1000;
+  // Replica -> arrival time, for reports not yet acknowledged.
+  std::map<uint64_t, std::chrono::steady_clock::time_point> received_ ABSL_GUARDED_BY(mu_);
+  std::vector<double> overhead_ms_ ABSL_GUARDED_BY(mu_);  // since the last summary
 };
 
 }  // namespace artel
