@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?= -LE heavy
 
-.PHONY: setup configure build test test-all demo bench bench-train clean
+.PHONY: setup configure build test test-all demo bench bench-train bench-volunteers clean
 
 setup:
 	@bash scripts/setup.sh
@@ -31,6 +31,18 @@ bench: build
 WORKERS ?= 2
 bench-train: build
 	BIN=$(BUILD_DIR)/bin bench/train_matrix.sh -n $(WORKERS)
+
+# The same, with every worker a simulated volunteer machine: its own cgroup
+# with a quota of CPU cores and, with NET=20mbit, its own network namespace
+# behind a rate-limited link; the baseline runs under the same quota. Needs
+# root. VOLUNTEERS=N workers, CPU=cores each, MODES="single local sync".
+VOLUNTEERS ?= 4
+CPU ?= 0.4
+NET ?=
+MODES ?= single local sync
+bench-volunteers: build
+	BIN=$(BUILD_DIR)/bin BUILD_DIR=$(BUILD_DIR) bench/volunteers.sh -n $(VOLUNTEERS) \
+	  --cpu $(CPU) -s "$(MODES)" $(if $(NET),--net $(NET))
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -1,7 +1,11 @@
 // Training jobs end to end: the coordinator's parameter server, artel-ml on
 // sandboxed workers and the CLI, checked against single-process PyTorch
 // (tests/training_reference.py), through coordinator and worker crashes.
+#include <signal.h>
+
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -360,6 +364,52 @@ TEST_F(TrainingTest, WorkerKilledMidRoundDoesNotStopTheJob) {
   }
   EXPECT_TRUE(lost_on_victim) << t->ShortDebugString();
   EXPECT_TRUE(reported_elsewhere) << t->ShortDebugString();
+}
+
+// Pids of the processes whose command line mentions `needle`.
+std::vector<pid_t> ProcessesMentioning(const std::string& needle) {
+  std::vector<pid_t> pids;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(e.path() / "cmdline", std::ios::binary);
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmdline.find(needle) != std::string::npos) pids.push_back(std::stoi(name));
+  }
+  return pids;
+}
+
+// A warm executor killed in the middle of a job costs only the task it
+// held: the replica is lost and re-placed, the worker starts a new
+// executor, and the job finishes every round.
+TEST_F(TrainingTest, KilledExecutorCostsOnlyTheTaskInHand) {
+  ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(2));
+  v1::TrainingSpec spec;
+  spec.set_mode(v1::TRAIN_MODE_LOCAL);
+  spec.set_workers(2);
+  spec.set_batch_size(kShardSize);  // whole-shard steps: tasks long enough to hit
+  spec.set_local_steps(20);
+  spec.set_rounds(4);
+  spec.set_eval_every(4);
+  const uint64_t id = StartJob(spec);
+  ASSERT_NE(id, 0u);
+  const std::string executors = (cluster().root() / "w0" / "executors").string();
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        absl::StatusOr<v1::TrainingJob> j = client().GetTrainingJob(id);
+        return j.ok() && j->round() >= 1 && !ProcessesMentioning(executors).empty();
+      },
+      std::chrono::seconds(60)))
+      << "w0 never ran a warm executor";
+  for (pid_t pid : ProcessesMentioning(executors)) ::kill(pid, SIGKILL);
+
+  const v1::TrainingJob job = WaitJobDone(id);
+  ASSERT_EQ(job.state(), v1::TRAINING_STATE_DONE) << job.reason();
+  EXPECT_EQ(RoundNumbers(job), OneTo(4));
+  EXPECT_GT(job.compute_ms(), 0u);
+  EXPECT_GT(job.compute_utilization(), 0);
+  EXPECT_LE(job.compute_utilization(), 1.0);
 }
 
 TEST_F(TrainingTest, ExportedModelLoadsInPyTorchAndMatchesReportedAccuracy) {

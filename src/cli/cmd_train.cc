@@ -246,13 +246,13 @@ void AddTrainCommands(CLI::App& app) {
       ->check(kPositive);
   t->add_option("--optimizer", tf->optimizer, "sgd, momentum or adam [momentum]")
       ->check(CLI::IsMember({"sgd", "momentum", "adam"}));
-  t->add_option("--local-steps", tf->local_steps, "H: inner steps per task in local mode [16]")
+  t->add_option("--local-steps", tf->local_steps, "H: inner steps per task in local mode [64]")
       ->check(kPositive);
   t->add_option("--outer-lr", tf->outer_lr,
-                "local mode: step of the outer optimizer on the averaged deltas [0.7]")
+                "local mode: step of the outer optimizer on the averaged deltas [0.8]")
       ->check(kPositive);
   t->add_option("--outer-momentum", tf->outer_momentum,
-                "local mode: outer Nesterov momentum; 0 = plain averaging [0.9]")
+                "local mode: outer Nesterov momentum; 0 = plain averaging [0.5]")
       ->check(CLI::Range(0.0, 0.999));
   t->add_option("--inner-state", tf->inner_state,
                 "local mode: reset = every task starts a fresh inner optimizer; carry = tasks "
@@ -270,7 +270,8 @@ void AddTrainCommands(CLI::App& app) {
   t->add_option("--backup", tf->backup,
                 "sync mode: K extra tasks per round; a round closes on the first --workers [0]");
   t->add_option("--eval-every", tf->eval_every,
-                "evaluate every N rounds [about 10 times per epoch]")
+                "evaluate every N rounds [about 4 times per epoch for a test set a sixth of the "
+                "training set]")
       ->check(kPositive);
   t->add_option("--compress", tf->compress,
                 "how updates travel from workers: none (fp32), fp16, or int8 (per-tensor scale, "

@@ -1,5 +1,8 @@
 #include "cli/local_cluster.h"
 
+#include <unistd.h>
+
+#include <charconv>
 #include <chrono>
 #include <fstream>
 #include <thread>
@@ -14,6 +17,58 @@ std::string ReadLine(const std::filesystem::path& p) {
   return s;
 }
 
+// The first `ip` found in the usual places, or empty.
+std::string IpBinary() {
+  for (const char* p : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) {
+    if (::access(p, X_OK) == 0) return p;
+  }
+  return "";
+}
+
+// A wildcard listen host means "every interface"; the local client dials
+// loopback instead.
+std::string DialHost(const std::string& listen_host) {
+  if (listen_host == "0.0.0.0") return "127.0.0.1";
+  if (listen_host == "[::]" || listen_host == "::") return "[::1]";
+  return listen_host;
+}
+
+// `argv` prefixed so that it runs as `placement` says: a shell that writes
+// its pid into each cgroup and then execs `ip netns exec NS` or the program.
+absl::StatusOr<std::vector<std::string>> Placed(const WorkerPlacement& placement,
+                                                std::vector<std::string> argv) {
+  if (!placement.netns.empty()) {
+    const std::string ip = IpBinary();
+    if (ip.empty()) {
+      return absl::FailedPreconditionError(
+          "a worker in a network namespace needs `ip` (apt-get install iproute2)");
+    }
+    if (::access(("/run/netns/" + placement.netns).c_str(), F_OK) != 0) {
+      return absl::FailedPreconditionError("network namespace '" + placement.netns +
+                                           "' does not exist; create it with `ip netns add " +
+                                           placement.netns + "` (as root)");
+    }
+    argv.insert(argv.begin(), {ip, "netns", "exec", placement.netns});
+  }
+  if (placement.cgroups.empty()) return argv;
+  std::vector<std::string> wrapped = {
+      "/bin/sh", "-c",
+      "n=$1; shift; while [ \"$n\" -gt 0 ]; do echo $$ > \"$1/cgroup.procs\" || exit 126; "
+      "shift; n=$((n - 1)); done; exec \"$@\"",
+      "artel-placement", std::to_string(placement.cgroups.size())};
+  for (const auto& cg : placement.cgroups) {
+    const std::filesystem::path procs = cg / "cgroup.procs";
+    if (::access(procs.c_str(), W_OK) != 0) {
+      return absl::FailedPreconditionError(
+          "cannot join cgroup " + cg.string() + ": " + procs.string() +
+          " is missing or not writable; create the cgroup first, as root");
+    }
+    wrapped.push_back(cg.string());
+  }
+  wrapped.insert(wrapped.end(), argv.begin(), argv.end());
+  return wrapped;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(LocalClusterOptions options) {
@@ -22,14 +77,15 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(LocalClusterOp
   if (ec)
     return absl::InternalError("cannot create " + options.root.string() + ": " + ec.message());
   std::unique_ptr<LocalCluster> c(new LocalCluster(std::move(options)));
-  RETURN_IF_ERROR(c->StartCoordinator("127.0.0.1:0"));
+  RETURN_IF_ERROR(c->StartCoordinator(0));
   c->admin_token_ = ReadLine(c->options_.root / "coordinator" / "admin.token");
   c->client_ = std::make_unique<Client>(c->address_, c->admin_token_);
   ASSIGN_OR_RETURN(c->worker_token_, c->client_->CreateToken(v1::ROLE_WORKER));
   return c;
 }
 
-absl::Status LocalCluster::StartCoordinator(const std::string& listen) {
+absl::Status LocalCluster::StartCoordinator(uint16_t port) {
+  const std::string listen = options_.coordinator_host + ":" + std::to_string(port);
   const auto data = options_.root / "coordinator";
   std::error_code ec;
   std::filesystem::remove(data / "coordinator.addr", ec);
@@ -43,9 +99,16 @@ absl::Status LocalCluster::StartCoordinator(const std::string& listen) {
       return absl::InternalError("the coordinator exited at start; see " +
                                  (options_.root / "coordinator.log").string());
     }
-    std::string addr = ReadLine(data / "coordinator.addr");
-    if (!addr.empty()) {
-      address_ = addr;
+    // "HOST:PORT", HOST as given to --listen.
+    const std::string addr = ReadLine(data / "coordinator.addr");
+    const size_t colon = addr.rfind(':');
+    uint16_t port_read = 0;
+    if (colon != std::string::npos &&
+        std::from_chars(addr.data() + colon + 1, addr.data() + addr.size(), port_read).ec ==
+            std::errc() &&
+        port_read != 0) {
+      port_ = port_read;
+      address_ = DialHost(options_.coordinator_host) + ":" + std::to_string(port_);
       return absl::OkStatus();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -56,20 +119,30 @@ absl::Status LocalCluster::StartCoordinator(const std::string& listen) {
 
 absl::Status LocalCluster::RestartCoordinator() {
   coordinator_.Kill();
-  return StartCoordinator(address_);
+  return StartCoordinator(port_);
 }
 
 absl::StatusOr<size_t> LocalCluster::AddWorker(const std::string& name,
                                                std::vector<std::string> extra) {
+  return AddWorker(name, std::move(extra), WorkerPlacement{});
+}
+
+absl::StatusOr<size_t> LocalCluster::AddWorker(const std::string& name,
+                                               std::vector<std::string> extra,
+                                               const WorkerPlacement& placement) {
+  const std::string coordinator = placement.coordinator_host.empty()
+                                      ? address_
+                                      : placement.coordinator_host + ":" + std::to_string(port_);
   std::vector<std::string> argv = {options_.artel_binary.string(),
                                    "worker",
                                    "--coordinator",
-                                   address_,
+                                   coordinator,
                                    "--data",
                                    (options_.root / name).string(),
                                    "--name",
                                    name};
   argv.insert(argv.end(), extra.begin(), extra.end());
+  ASSIGN_OR_RETURN(argv, Placed(placement, std::move(argv)));
   ASSIGN_OR_RETURN(Subprocess p, Subprocess::Start(argv, options_.root / (name + ".log"),
                                                    {"ARTEL_TOKEN=" + worker_token_}));
   workers_.push_back(std::move(p));

@@ -2,6 +2,7 @@
 // what `artel demo`, `artel bench` and the multi-process tests start.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -17,6 +18,28 @@ struct LocalClusterOptions {
   std::filesystem::path artel_binary;         // the `artel` executable
   std::filesystem::path root;                 // created if missing; holds all data and logs
   std::vector<std::string> coordinator_args;  // extra flags, e.g. {"--worker-timeout", "3s"}
+  // The host the coordinator listens on ["127.0.0.1"]. "0.0.0.0" also
+  // accepts workers in other network namespaces (WorkerPlacement); address()
+  // and the client still use loopback.
+  std::string coordinator_host = "127.0.0.1";
+};
+
+// Where a worker process runs, to make it stand for a separate machine (the
+// volunteer benchmark). Every field is optional; the default is the parent's
+// cgroups and network, dialing address(). The worker's children (sandboxed
+// apps, warm executors) inherit all of it.
+struct WorkerPlacement {
+  // Cgroup directories (v1 or v2, e.g. /sys/fs/cgroup/cpu/NAME) the worker
+  // joins before it starts, by writing its pid to each one's cgroup.procs.
+  // REQUIRES: they exist and the caller may write cgroup.procs (root). [none]
+  std::vector<std::filesystem::path> cgroups;
+  // A network namespace made with `ip netns add` to start the worker in
+  // (through `ip netns exec`). REQUIRES: root. [empty: the caller's]
+  std::string netns;
+  // The host (or IP) the worker dials instead of address()'s, on the
+  // coordinator's port: from a network namespace, an address that routes
+  // to the coordinator, e.g. the host side of a veth pair. [empty: address()]
+  std::string coordinator_host;
 };
 
 // Not thread-safe. Destruction kills every process it started.
@@ -27,6 +50,11 @@ class LocalCluster {
 
   // Starts a worker process named `name` with extra flags; returns its index.
   absl::StatusOr<size_t> AddWorker(const std::string& name, std::vector<std::string> extra = {});
+  // The same, placed as `placement` says. Fails (and starts nothing) when a
+  // cgroup's cgroup.procs is not writable or the namespace does not exist.
+  // worker(i).pid() is the worker's own pid (the wrappers exec it).
+  absl::StatusOr<size_t> AddWorker(const std::string& name, std::vector<std::string> extra,
+                                   const WorkerPlacement& placement);
   Subprocess& worker(size_t i) { return workers_.at(i); }
   size_t worker_count() const { return workers_.size(); }
 
@@ -35,7 +63,8 @@ class LocalCluster {
   absl::Status RestartCoordinator();
   Subprocess& coordinator() { return coordinator_; }
 
-  const std::string& address() const { return address_; }
+  const std::string& address() const { return address_; }  // loopback host:port
+  uint16_t port() const { return port_; }
   const std::string& admin_token() const { return admin_token_; }
   const std::string& worker_token() const { return worker_token_; }
   const std::filesystem::path& root() const { return options_.root; }
@@ -43,12 +72,13 @@ class LocalCluster {
 
  private:
   explicit LocalCluster(LocalClusterOptions options) : options_(std::move(options)) {}
-  absl::Status StartCoordinator(const std::string& listen);
+  absl::Status StartCoordinator(uint16_t port);  // 0: any free port
 
   LocalClusterOptions options_;
   Subprocess coordinator_;
   std::vector<Subprocess> workers_;
   std::string address_, admin_token_, worker_token_;
+  uint16_t port_ = 0;
   std::unique_ptr<Client> client_;
 };
 

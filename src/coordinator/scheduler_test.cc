@@ -145,5 +145,19 @@ TEST_F(SchedulerTest, FillsTheWorkerPastTasksThatNoLongerFit) {
   EXPECT_THAT(Pick(Worker(2, /*cores=*/3)), ElementsAre(1u, 3u));
 }
 
+TEST_F(SchedulerTest, SideTaskTakesTheSideSlotNotACore) {
+  AddTask(1, 1);                                       // training: one core
+  AddTask(2, 1, {1, kGiB / 4, 0, {}, /*side=*/true});  // evaluation
+  AddTask(3, 1, {1, kGiB / 4, 0, {}, /*side=*/true});
+  PlacementRequest busy = Worker(1, /*cores=*/0);
+  busy.free_side_slots = 1;
+  EXPECT_THAT(Pick(busy), ElementsAre(2u)) << "a worker with no free core still takes a side task";
+  PlacementRequest full = Worker(1, /*cores=*/0);
+  EXPECT_THAT(Pick(full), IsEmpty()) << "nor more side tasks than side slots";
+  PlacementRequest idle = Worker(2, /*cores=*/1);
+  idle.free_side_slots = 1;
+  EXPECT_THAT(Pick(idle), ElementsAre(1u, 3u)) << "one core task and one side task at once";
+}
+
 }  // namespace
 }  // namespace artel
