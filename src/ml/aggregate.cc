@@ -136,11 +136,10 @@ absl::Status CheckFinite(const TensorMap& map) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<TensorMap> WeightedAverage(const std::vector<const TensorMap*>& parts,
-                                          const std::vector<double>& weights) {
-  if (weights.size() != parts.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "got ", parts.size(), " parts but ", weights.size(), " weights; give one weight per part"));
+absl::Status CheckWeights(size_t parts, const std::vector<double>& weights) {
+  if (weights.size() != parts) {
+    return absl::InvalidArgumentError(absl::StrCat("got ", parts, " parts but ", weights.size(),
+                                                   " weights; give one weight per part"));
   }
   double total = 0;
   for (size_t i = 0; i < weights.size(); ++i) {
@@ -150,10 +149,18 @@ absl::StatusOr<TensorMap> WeightedAverage(const std::vector<const TensorMap*>& p
     }
     total += weights[i];
   }
-  RETURN_IF_ERROR(ValidateParts(parts));
   if (total <= 0) {
     return absl::InvalidArgumentError("the weights sum to 0; at least one part needs weight > 0");
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TensorMap> WeightedAverage(const std::vector<const TensorMap*>& parts,
+                                          const std::vector<double>& weights) {
+  RETURN_IF_ERROR(ValidateParts(parts));
+  RETURN_IF_ERROR(CheckWeights(parts.size(), weights));
+  double total = 0;
+  for (double w : weights) total += w;
   return PerCoordinate(parts, [&](const std::vector<double>& v) {
     double sum = 0;
     for (size_t i = 0; i < v.size(); ++i) sum += weights[i] * v[i];

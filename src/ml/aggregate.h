@@ -34,6 +34,10 @@ absl::Status CheckSameLayout(const TensorMap& a, const TensorMap& b,
 // worker's update must pass this before it is aggregated or applied.
 absl::Status CheckFinite(const TensorMap& map);
 
+// OK when there is one finite weight >= 0 per part and they sum to more
+// than 0; InvalidArgument saying which rule is broken otherwise.
+absl::Status CheckWeights(size_t parts, const std::vector<double>& weights);
+
 // sum_i(weights[i] * parts[i]) / sum_i(weights[i]), per element,
 // accumulated in double and rounded once to float.
 // Errors (InvalidArgument): no parts, a null part, weights.size() !=

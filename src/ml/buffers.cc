@@ -9,37 +9,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "ml/aggregate.h"
+#include "ml/compress.h"
 
 namespace artel::ml {
 namespace {
 
 absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
-
-float HalfToFloat(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exponent = (h >> 10) & 0x1fu;
-  const uint32_t mantissa = h & 0x3ffu;
-  if (exponent == 0) {  // zero or subnormal: mantissa * 2^-24
-    const float v = std::ldexp(static_cast<float>(mantissa), -24);
-    return sign != 0 ? -v : v;
-  }
-  if (exponent == 31) return std::bit_cast<float>(sign | 0x7f800000u | (mantissa << 13));
-  return std::bit_cast<float>(sign | ((exponent + 112) << 23) | (mantissa << 13));
-}
-
-// Round to nearest, ties to even. REQUIRES: `value` is finite.
-uint16_t FloatToHalf(float value) {
-  uint32_t x = std::bit_cast<uint32_t>(value);
-  const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
-  x &= 0x7fffffffu;
-  if (x >= 0x477ff000u) return sign | 0x7c00u;                   // >= 65520 rounds to infinity
-  if (x < 0x38800000u) {                                         // below 2^-14: a subnormal half
-    const float scaled = std::bit_cast<float>(x) * 16777216.0f;  // * 2^24, exact
-    return sign | static_cast<uint16_t>(std::nearbyint(scaled));
-  }
-  x += 0xc8000fffu + ((x >> 13) & 1u);  // rebias the exponent by -112, round
-  return sign | static_cast<uint16_t>(x >> 13);
-}
 
 float Bf16ToFloat(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
 
@@ -125,26 +100,6 @@ void SetElement(Tensor& t, int64_t i, long double v) {
   }
 }
 
-absl::Status CheckWeights(size_t parts, const std::vector<double>& weights) {
-  if (parts == 0) return absl::InvalidArgumentError("no buffers to average: no parts were given");
-  if (weights.size() != parts) {
-    return absl::InvalidArgumentError(absl::StrCat("got ", parts, " parts but ", weights.size(),
-                                                   " weights; give one weight per part"));
-  }
-  double total = 0;
-  for (size_t i = 0; i < weights.size(); ++i) {
-    if (!std::isfinite(weights[i]) || weights[i] < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("weight of part ", i, " is ", weights[i],
-                                                     "; weights must be finite and >= 0"));
-    }
-    total += weights[i];
-  }
-  if (total <= 0) {
-    return absl::InvalidArgumentError("the weights sum to 0; at least one part needs weight > 0");
-  }
-  return absl::OkStatus();
-}
-
 absl::Status CheckFiniteBuffer(const std::string& name, const Tensor& t, size_t part) {
   if (!IsFloat(t.dtype)) return absl::OkStatus();
   for (int64_t i = 0; i < t.numel(); ++i) {
@@ -174,6 +129,9 @@ TensorMap SplitBuffers(TensorMap& map) {
 
 absl::StatusOr<TensorMap> AverageBuffers(const std::vector<const TensorMap*>& parts,
                                          const std::vector<double>& weights) {
+  if (parts.empty()) {
+    return absl::InvalidArgumentError("no buffers to average: no parts were given");
+  }
   RETURN_IF_ERROR(CheckWeights(parts.size(), weights));
   for (size_t i = 0; i < parts.size(); ++i) {
     if (parts[i] == nullptr)
