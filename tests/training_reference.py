@@ -119,6 +119,31 @@ def sgd_step(model_path, data_path, params_path, lr, row_specs):
     }))
 
 
+def sgd_steps(model_path, data_path, params_path, lr, step_specs):
+    """One plain SGD step per spec ("BEGIN:END" rows of the data set), in
+    order, from the model's initial parameters; compares the result with
+    params_path."""
+    torch.manual_seed(0)
+    model = torch.jit.load(model_path)
+    model.train()
+    data = read_safetensors(data_path)
+    start = {name: p.detach().clone() for name, p in model.named_parameters()}
+    for spec in step_specs:
+        rows = rows_of([spec])
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(model(data["x"][rows]), data["y"][rows]).backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                p -= float(lr) * p.grad
+    got = read_safetensors(params_path)
+    expected = dict(model.named_parameters())
+    diff = max((got[n] - p.detach()).abs().max().item()
+               for n, p in expected.items() if n in got and got[n].shape == p.shape)
+    moved = max((p.detach() - start[n]).abs().max().item() for n, p in expected.items())
+    print(json.dumps({"max_abs_diff": diff, "step_size": moved,
+                      "missing": sorted(set(expected) - set(got))}))
+
+
 def weighted_mean(values, weights):
     """sum(w * v) / sum(w) in float64; integer tensors are rounded to the
     nearest, halves away from zero, and keep their dtype."""
@@ -206,6 +231,8 @@ def main(argv):
         print(json.dumps({"model": argv[2]}))
     elif argv[1] == "sgd-step":
         sgd_step(argv[2], argv[3], argv[4], argv[5], argv[6:])
+    elif argv[1] == "sgd-steps":
+        sgd_steps(argv[2], argv[3], argv[4], argv[5], argv[6:])
     elif argv[1] == "sync-step":
         sync_step(argv[2], argv[3], argv[4], argv[5], argv[6:])
     elif argv[1] == "eval":

@@ -130,6 +130,28 @@ TEST_F(TrainingTest, LocalModeWithoutOuterMomentumAveragesTheDeltas) {
   EXPECT_NE(refused.err.find("--mode local only"), std::string::npos) << refused.err;
 }
 
+// A local task whose H * B samples exceed one shard trains on as many
+// shards as it needs, one after another, and so sees that many distinct
+// samples: with 2 steps of 300 on shards of 500, the second step takes the
+// rest of shard 0 and the start of shard 1.
+TEST_F(TrainingTest, LocalTaskTrainsOnAsManyShardsAsItsStepsNeed) {
+  ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(1));
+  const uint64_t id = TrainWithCli({"--mode", "local", "--workers", "1", "--batch-size", "300",
+                                    "--local-steps", "2", "--rounds", "1", "--optimizer", "sgd",
+                                    "--lr", "0.05", "--outer-lr", "1", "--outer-momentum", "0"});
+  const v1::TrainingJob job = WaitJobDone(id);
+  ASSERT_EQ(job.round(), 1u);
+  const auto params = dir() / "params.safetensors";
+  ASSERT_TRUE(client().blobs().DownloadToFile(job.params_digest(), params).ok());
+  const nlohmann::json ref =
+      ReferenceJson(RunReference({"sgd-steps", ModelFile().string(), TrainFile().string(),
+                                  params.string(), "0.05", "0:300", "300:600"}));
+  ASSERT_TRUE(ref.is_object());
+  EXPECT_TRUE(ref["missing"].empty()) << ref.dump();
+  EXPECT_LT(ref["max_abs_diff"].get<double>(), 1e-5) << ref.dump();
+  EXPECT_GT(ref["step_size"].get<double>(), 1e-3) << ref.dump();
+}
+
 TEST_F(TrainingTest, EveryModeLowersTheLoss) {
   ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(2));
   struct Case {

@@ -1,5 +1,6 @@
 #include "batches.h"
 
+#include <algorithm>
 #include <random>
 #include <string>
 #include <utility>
@@ -34,6 +35,35 @@ absl::StatusOr<int64_t> CheckShard(const TensorMap& data) {
         absl::StrCat("\"x\" has ", n, " samples and \"y\" ", y->second.shape[0], kExpected));
   }
   return n;
+}
+
+absl::StatusOr<TensorMap> ConcatShards(const std::vector<const TensorMap*>& shards) {
+  if (shards.empty()) return absl::InvalidArgumentError("no shards to put together");
+  TensorMap out;
+  for (size_t i = 0; i < shards.size(); ++i) {
+    ASSIGN_OR_RETURN(int64_t n, CheckShard(*shards[i]));
+    const Tensor& x = shards[i]->tensors.at("x");
+    const Tensor& y = shards[i]->tensors.at("y");
+    if (i == 0) {
+      out.tensors["x"] = x;
+      out.tensors["y"] = y;
+      continue;
+    }
+    Tensor& ox = out.tensors["x"];
+    if (!std::equal(x.shape.begin() + 1, x.shape.end(), ox.shape.begin() + 1, ox.shape.end())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shard ", i + 1, " holds samples of shape [",
+          absl::StrJoin(x.shape.begin() + 1, x.shape.end(), ", "), "] and shard 1 of shape [",
+          absl::StrJoin(ox.shape.begin() + 1, ox.shape.end(), ", "),
+          "]; every shard of a data set must hold samples of one shape"));
+    }
+    ox.shape[0] += n;
+    ox.data += x.data;
+    Tensor& oy = out.tensors["y"];
+    oy.shape[0] += n;
+    oy.data += y.data;
+  }
+  return out;
 }
 
 absl::StatusOr<RowRange> BatchRows(int64_t samples, int64_t batch_size, int64_t index) {

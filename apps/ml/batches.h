@@ -24,6 +24,12 @@ struct RowRange {
 // what is missing or mismatched and what a shard must hold.
 absl::StatusOr<int64_t> CheckShard(const TensorMap& data);
 
+// The shards one after another: "x" and "y" of each appended in order
+// (metadata is dropped). Errors: InvalidArgument when `shards` is empty, a
+// shard fails CheckShard, or the shards' samples differ in shape (naming
+// the first that does).
+absl::StatusOr<TensorMap> ConcatShards(const std::vector<const TensorMap*>& shards);
+
 // Rows of batch `index` when a shard of `samples` rows is cut into batches
 // of `batch_size` (the last batch may be short). Errors: InvalidArgument
 // when batch_size < 1 or index < 0; OutOfRange when the batch starts at or

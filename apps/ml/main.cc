@@ -44,7 +44,8 @@ struct Flags {
   std::string out;
   int threads = 1;
   std::string model, params, data, state;
-  std::vector<std::string> eval_data;  // eval: one or more shards
+  std::vector<std::string> eval_data;   // eval: one or more shards
+  std::vector<std::string> local_data;  // local: one or more shards, used as one
   int64_t batch_size = 0;
   int64_t batch_index = -1;
   bool all = false;
@@ -141,8 +142,21 @@ absl::Status Local(const Flags& flags) {
   options.batch_size = flags.batch_size;
   ASSIGN_OR_RETURN(options.optimizer, ParseOptimizer(flags.optimizer));
   ASSIGN_OR_RETURN(Model * model, LoadModel(flags));
-  ASSIGN_OR_RETURN(const TensorMap* shard, ReadShard(flags, flags.data));
-  const TensorMap& data = *shard;
+  // Several shards train as one: a task of H * B samples then sees that many
+  // distinct samples rather than passing over one small shard again.
+  ASSIGN_OR_RETURN(const TensorMap* shard, ReadShard(flags, flags.local_data.front()));
+  TensorMap joined;
+  for (size_t i = 1; i < flags.local_data.size(); ++i) {
+    if (i == 1) joined = *shard;  // the session may reuse *shard's storage
+    ASSIGN_OR_RETURN(const TensorMap* next, ReadShard(flags, flags.local_data[i]));
+    absl::StatusOr<TensorMap> both = ConcatShards({&joined, next});
+    if (!both.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flags.local_data[i], ": ", both.status().message()));
+    }
+    joined = *std::move(both);
+  }
+  const TensorMap& data = flags.local_data.size() > 1 ? joined : *shard;
   TensorMap state_in, state_out;
   if (!flags.state.empty()) {
     ASSIGN_OR_RETURN(state_in, ReadSafetensors(flags.state));
@@ -255,7 +269,12 @@ int RunCommand(int argc, const char* const* argv, Session& session, const Comman
   grad->add_option("--seed", f.local.seed, "seed of libtorch's generator (dropout)")
       ->capture_default_str();
   CLI::App* local = app.add_subcommand("local", "write delta.safetensors after H optimizer steps");
-  model_options(local, true, true);
+  model_options(local, true, false);
+  local
+      ->add_option("--data", f.local_data,
+                   "shard safetensors: x F32 [n, ...], y I64 [n]; repeat to train on several "
+                   "as one")
+      ->required();
   for (CLI::App* cmd : {grad, local}) {
     cmd->add_option("--compress", f.compress,
                     "encoding of the update: none, fp16 or int8 (per-tensor scale)")

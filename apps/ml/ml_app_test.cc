@@ -322,6 +322,42 @@ TEST_F(MlAppTest, LocalIsDeterministicForAGivenSeedAndStart) {
   EXPECT_NE(local("a", "5"), local("c", "6"));
 }
 
+TEST_F(MlAppTest, LocalOnSeveralShardsTrainsOnThemAsOne) {
+  // Cut the fixture's shard in two; training on both halves must equal
+  // training on the whole, byte for byte.
+  TensorMap whole = Read("shard.safetensors");
+  const Tensor& x = whole.tensors.at("x");
+  const Tensor& y = whole.tensors.at("y");
+  const int64_t n = x.shape[0], half = n / 2;
+  const size_t row = x.data.size() / static_cast<size_t>(n);
+  auto part = [&](int64_t begin, int64_t end, const std::string& name) {
+    TensorMap m;
+    Tensor px = x, py = y;
+    px.shape[0] = py.shape[0] = end - begin;
+    px.data =
+        x.data.substr(static_cast<size_t>(begin) * row, static_cast<size_t>(end - begin) * row);
+    py.data = y.data.substr(static_cast<size_t>(begin) * 8, static_cast<size_t>(end - begin) * 8);
+    m.tensors = {{"x", px}, {"y", py}};
+    ASSERT_TRUE(WriteSafetensors(m, Path(name)).ok());
+  };
+  part(0, half, "a.safetensors");
+  part(half, n, "b.safetensors");
+  auto local = [&](std::vector<std::string> data, const std::string& out) {
+    std::vector<std::string> args = {"local", "--model", "model.pt", "--params",
+                                     "init/params.safetensors"};
+    for (const std::string& d : data) args.insert(args.end(), {"--data", d});
+    args.insert(args.end(), {"--steps", "4", "--batch-size", "24", "--lr", "0.003", "--optimizer",
+                             "adam", "--seed", "3", "--out", out});
+    RunResult run = Ml(args);
+    EXPECT_EQ(run.code, 0) << run.log;
+    return ReadText(Path(out + "/delta.safetensors"));
+  };
+  const std::string joined = local({"a.safetensors", "b.safetensors"}, "joined");
+  EXPECT_FALSE(joined.empty());
+  EXPECT_EQ(joined, local({"shard.safetensors"}, "whole"));
+  EXPECT_NE(joined, local({"b.safetensors", "a.safetensors"}, "swapped"));
+}
+
 TEST_F(MlAppTest, LocalChainedThroughItsStateEqualsOneLongerRun) {
   for (const std::string optimizer : {"momentum", "adam"}) {
     SCOPED_TRACE(optimizer);
@@ -707,6 +743,24 @@ TEST(Batches, StepRowsWrapAroundTheOrder) {
   EXPECT_EQ(StepRows(order, 2, 0, 0), (std::vector<int64_t>{4, 3}));
   EXPECT_EQ(StepRows(order, 2, 1, 1), (std::vector<int64_t>{0, 4}));
   EXPECT_EQ(StepRows(order, 7, 0, 0), (std::vector<int64_t>{4, 3, 2, 1, 0, 4, 3}));
+}
+
+TEST(Batches, ConcatShardsAppendsRowsInOrderAndRejectsOtherSampleShapes) {
+  TensorMap a, b, c;
+  a.tensors = {{"x", Tensor::F32({2, 2}, {1, 2, 3, 4})}, {"y", Tensor::I64({2}, {0, 1})}};
+  b.tensors = {{"x", Tensor::F32({1, 2}, {5, 6})}, {"y", Tensor::I64({1}, {2})}};
+  c.tensors = {{"x", Tensor::F32({1, 3}, {7, 8, 9})}, {"y", Tensor::I64({1}, {3})}};
+  absl::StatusOr<TensorMap> ab = ConcatShards({&a, &b});
+  ASSERT_TRUE(ab.ok()) << ab.status();
+  const Tensor& x = ab->tensors.at("x");
+  EXPECT_EQ(x.shape, (std::vector<int64_t>{3, 2}));
+  EXPECT_EQ(std::vector<float>(x.f32(), x.f32() + 6), (std::vector<float>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(ab->tensors.at("y").shape, (std::vector<int64_t>{3}));
+  EXPECT_EQ(CheckShard(*ab).value_or(0), 3);
+  absl::StatusOr<TensorMap> ac = ConcatShards({&a, &c});
+  EXPECT_EQ(ac.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(ac.status().message().find("shape [3]"), std::string_view::npos) << ac.status();
+  EXPECT_EQ(ConcatShards({}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(Batches, SampleOrderIsASeededPermutation) {

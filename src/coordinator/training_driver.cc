@@ -262,12 +262,20 @@ absl::Status TrainingDriver::StartRound(v1::TrainingJob& job, const v1::Dataset&
   const uint64_t shards = static_cast<uint64_t>(data.train_size());
   const std::string b = std::to_string(spec.batch_size());
   const bool carry = spec.mode() == v1::TRAIN_MODE_LOCAL && !job.inner_state_digest().empty();
-  auto submit = [&](uint64_t shard, std::vector<std::string> args) -> absl::Status {
+  // `extra` more shards after `shard` (local tasks that cover more samples
+  // than one shard holds train on several as one).
+  auto submit = [&](uint64_t shard, std::vector<std::string> args,
+                    uint64_t extra = 0) -> absl::Status {
     std::vector<v1::InputFile> inputs = base;
     inputs.push_back(Input("shard.safetensors", data.train(static_cast<int>(shard)).digest()));
     std::vector<std::string> all = {
         args[0],  "--model",          "model.pt", "--params", "params.safetensors",
         "--data", "shard.safetensors"};
+    for (uint64_t i = 1; i <= extra; ++i) {
+      const std::string name = "shard-" + std::to_string(i + 1) + ".safetensors";
+      inputs.push_back(Input(name, data.train(static_cast<int>((shard + i) % shards)).digest()));
+      all.insert(all.end(), {"--data", name});
+    }
     all.insert(all.end(), args.begin() + 1, args.end());
     if (carry) {
       inputs.push_back(Input("state.safetensors", job.inner_state_digest()));
@@ -296,15 +304,24 @@ absl::Status TrainingDriver::StartRound(v1::TrainingJob& job, const v1::Dataset&
             submit(s, {"grad", "--all", "--seed", std::to_string(job.round() * shards + s + 1)}));
       }
       return absl::OkStatus();
-    case v1::TRAIN_MODE_LOCAL:
+    case v1::TRAIN_MODE_LOCAL: {
+      // Task p trains on shards p*k .. p*k+k-1 (mod the shard count), k
+      // enough to hold its H * B samples, so that it sees that many distinct
+      // samples; a later pass over the same shards starts further along.
+      const uint64_t per_shard = std::max<uint64_t>(1, data.train(0).samples());
+      const uint64_t want = uint64_t{spec.local_steps()} * spec.batch_size();
+      const uint64_t k = std::clamp<uint64_t>((want + per_shard - 1) / per_shard, 1, shards);
       for (uint64_t j = 0; j < spec.workers(); ++j) {
         const uint64_t p = job.next_batch() + j;
-        RETURN_IF_ERROR(submit(
-            p % shards, {"local", "--batch-size", b, "--steps", std::to_string(spec.local_steps()),
-                         "--lr", FullPrecision(spec.lr()), "--optimizer", spec.optimizer(),
-                         "--start-batch", std::to_string((p / shards) * spec.local_steps())}));
+        RETURN_IF_ERROR(
+            submit((p * k) % shards,
+                   {"local", "--batch-size", b, "--steps", std::to_string(spec.local_steps()),
+                    "--lr", FullPrecision(spec.lr()), "--optimizer", spec.optimizer(),
+                    "--start-batch", std::to_string((p * k / shards) * spec.local_steps())},
+                   k - 1));
       }
       return absl::OkStatus();
+    }
     default: {  // sync and async: one mini-batch per task
       const uint64_t n =
           spec.mode() == v1::TRAIN_MODE_SYNC
