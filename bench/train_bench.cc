@@ -50,12 +50,13 @@ struct Flags {
   uint32_t batch_size = 64;
   double lr = 0.002;
   std::string optimizer = "adam";
-  uint32_t local_steps = 32;  // 0: the coordinator's default
+  uint32_t local_steps = 32;   // 0: the coordinator's default
   double outer_lr = 0;         // 0: the coordinator's default
   double outer_momentum = -1;  // < 0: the coordinator's default
   std::string inner_state;     // "": the coordinator's default
+  std::string lr_scale;        // "": the coordinator's default (auto)
   uint32_t backup = 0;
-  uint32_t eval_every = 0;  // 0: from evals_per_epoch
+  uint32_t eval_every = 0;       // 0: from evals_per_epoch
   uint32_t evals_per_epoch = 4;  // 0 (and eval_every 0): the coordinator's default
   uint32_t max_staleness = 0;
   uint32_t shard_size = 2000;
@@ -176,6 +177,7 @@ absl::StatusOr<Outcome> Run(const Flags& f, const std::filesystem::path& root) {
   spec.set_batch_size(f.batch_size);
   spec.set_lr(f.lr);
   spec.set_optimizer(f.optimizer);
+  spec.set_lr_scale(f.lr_scale);
   spec.set_local_steps(f.local_steps);
   if (mode == v1::TRAIN_MODE_LOCAL && f.local_steps == 0 && f.eval_every == 0 &&
       f.evals_per_epoch > 0) {
@@ -257,6 +259,9 @@ int Main(int argc, char** argv) {
   app.add_option("--lr", f.lr, "learning rate (local: of the inner optimizer)")
       ->capture_default_str();
   app.add_option("--optimizer", f.optimizer, "sgd, momentum or adam")->capture_default_str();
+  app.add_option("--lr-scale", f.lr_scale,
+                 "sync and local: none, sqrt or linear growth of --lr with the workers "
+                 "(empty: the coordinator's default)");
   app.add_option("--local-steps", f.local_steps, "local: steps H per task")->capture_default_str();
   app.add_option("--outer-lr", f.outer_lr, "local: outer step (0: default)")->capture_default_str();
   app.add_option("--outer-momentum", f.outer_momentum, "local: outer momentum (< 0: default)")
@@ -326,7 +331,7 @@ int Main(int argc, char** argv) {
   if (f.json) {
     std::printf(
         "{\"run\": \"artel\", \"mode\": \"%s\", \"inner_state\": \"%s\", \"outer_lr\": %g, "
-        "\"outer_momentum\": %g, \"workers\": %u, \"optimizer\": \"%s\", "
+        "\"outer_momentum\": %g, \"lr_scale\": \"%s\", \"workers\": %u, \"optimizer\": \"%s\", "
         "\"batch_size\": %u, \"lr\": %g, \"local_steps\": %u, \"target\": %g, \"reached\": %s, "
         "\"time_to_target_s\": %.1f, \"epochs_to_target\": %.2f, \"bytes_to_target\": %llu, "
         "\"elapsed_s\": %.1f, \"rounds\": %u, \"epochs\": %.2f, \"accuracy\": %.4f, "
@@ -334,11 +339,11 @@ int Main(int argc, char** argv) {
         "\"eval_every\": %u, \"compute_ms\": %llu, \"running_since_ms\": %lld, "
         "\"end_ms\": %lld, \"utilization\": %.3f}\n",
         f.mode.c_str(), job.spec().inner_state().c_str(), job.spec().outer_lr(),
-        job.spec().outer_momentum(), f.workers, f.optimizer.c_str(), f.batch_size, f.lr,
-        f.local_steps, f.target, out->reached ? "true" : "false", out->time_to_target_s,
-        out->epochs_to_target, static_cast<unsigned long long>(out->bytes_to_target),
-        out->elapsed_s, job.round(), epochs, job.accuracy(),
-        static_cast<unsigned long long>(job.bytes_moved()), mib_per_epoch,
+        job.spec().outer_momentum(), job.spec().lr_scale().c_str(), f.workers, f.optimizer.c_str(),
+        f.batch_size, f.lr, f.local_steps, f.target, out->reached ? "true" : "false",
+        out->time_to_target_s, out->epochs_to_target,
+        static_cast<unsigned long long>(out->bytes_to_target), out->elapsed_s, job.round(), epochs,
+        job.accuracy(), static_cast<unsigned long long>(job.bytes_moved()), mib_per_epoch,
         job.spec().local_steps(), job.spec().eval_every(),
         static_cast<unsigned long long>(out->compute_ms),
         static_cast<long long>(job.running_since_ms()), static_cast<long long>(out->end_ms),

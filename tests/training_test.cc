@@ -34,12 +34,13 @@ std::vector<uint32_t> OneTo(uint32_t n) {
 double ExpectOneSgdStepOnTheFirstRowsOfTwoShards(Client& client, const std::filesystem::path& dir,
                                                  const std::filesystem::path& model,
                                                  const std::filesystem::path& train,
-                                                 const v1::TrainingJob& job) {
+                                                 const v1::TrainingJob& job,
+                                                 const std::string& lr) {
   const auto params = dir / "params.safetensors";
   EXPECT_TRUE(client.blobs().DownloadToFile(job.params_digest(), params).ok());
   const std::string second = std::to_string(kShardSize) + ":" + std::to_string(kShardSize + 32);
   const nlohmann::json ref = ReferenceJson(RunReference(
-      {"sgd-step", model.string(), train.string(), params.string(), "0.05", "0:32", second}));
+      {"sgd-step", model.string(), train.string(), params.string(), lr, "0:32", second}));
   if (!ref.is_object()) {
     ADD_FAILURE() << "the reference did not run";
     return 0;
@@ -96,9 +97,11 @@ TEST_F(TrainingTest, SyncStepEqualsSingleProcessStep) {
   EXPECT_EQ(job.history(0).samples(), 64u);
 
   // Round 1's two tasks: position p -> shard p % 4, batch (p / 4): rows
-  // [0, 32) of shard 0 and of shard 1.
-  const double loss =
-      ExpectOneSgdStepOnTheFirstRowsOfTwoShards(client(), dir(), ModelFile(), TrainFile(), job);
+  // [0, 32) of shard 0 and of shard 1. An SGD step on 2 workers' batches
+  // takes twice --lr by default (--lr-scale auto: linear for SGD).
+  EXPECT_EQ(job.spec().lr_scale(), "linear");
+  const double loss = ExpectOneSgdStepOnTheFirstRowsOfTwoShards(client(), dir(), ModelFile(),
+                                                                TrainFile(), job, "0.1");
   EXPECT_NEAR(job.history(0).loss(), loss, 1e-5);
 }
 
@@ -108,10 +111,12 @@ TEST_F(TrainingTest, SyncStepEqualsSingleProcessStep) {
 TEST_F(TrainingTest, LocalModeWithoutOuterMomentumAveragesTheDeltas) {
   ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(2));
   CommandResult train;
-  const uint64_t id = TrainWithCli(
-      {"--mode", "local", "--workers", "2", "--batch-size", "32", "--local-steps", "1", "--rounds",
-       "1", "--optimizer", "sgd", "--lr", "0.05", "--outer-lr", "1", "--outer-momentum", "0"},
-      &train);
+  const uint64_t id =
+      TrainWithCli({"--mode",        "local", "--workers",  "2", "--batch-size",     "32",
+                    "--local-steps", "1",     "--rounds",   "1", "--optimizer",      "sgd",
+                    "--lr",          "0.05",  "--outer-lr", "1", "--outer-momentum", "0",
+                    "--lr-scale",    "none"},
+                   &train);
   ASSERT_EQ(train.exit_code, 0) << train.out << train.err;
   const v1::TrainingJob job = WaitJobDone(id);
   ASSERT_EQ(job.round(), 1u);
@@ -120,7 +125,8 @@ TEST_F(TrainingTest, LocalModeWithoutOuterMomentumAveragesTheDeltas) {
   EXPECT_EQ(job.spec().outer_momentum(), 0.0);
 
   // Task j starts at batch 0 of shard j: rows [0, 32) of shards 0 and 1.
-  ExpectOneSgdStepOnTheFirstRowsOfTwoShards(client(), dir(), ModelFile(), TrainFile(), job);
+  EXPECT_EQ(job.spec().lr_scale(), "none");
+  ExpectOneSgdStepOnTheFirstRowsOfTwoShards(client(), dir(), ModelFile(), TrainFile(), job, "0.05");
 
   // The outer settings belong to local mode; elsewhere they are refused.
   CommandResult refused = RunArtel({"train", "--model", ModelFile().string(), "--data", "small",
@@ -517,6 +523,13 @@ TEST_F(TrainingTest, MalformedInputsAreRejected) {
   absl::StatusOr<v1::ListDatasetsResponse> sets = client().ListDatasets();
   ASSERT_TRUE(sets.ok());
   EXPECT_EQ(sets->datasets_size(), 1) << "a malformed data set was registered";
+
+  // A learning-rate scaling where each step uses one task's batch: refused.
+  CommandResult async = RunArtel({"train", "--model", ModelFile().string(), "--data", "small",
+                                  "--mode", "async", "--lr-scale", "sqrt"},
+                                 Env());
+  EXPECT_EQ(async.exit_code, 2) << async.out << async.err;
+  EXPECT_NE(async.err.find("--lr-scale none"), std::string::npos) << async.err;
 }
 
 // A synchronous step of a BatchNorm model is W workers' passes, each with the
@@ -536,6 +549,7 @@ TEST_F(TrainingTest, SyncStepOfABatchNormModelAveragesGradientsAndBuffers) {
   spec.set_rounds(1);
   spec.set_optimizer("sgd");
   spec.set_lr(0.05);
+  spec.set_lr_scale("none");
   const uint64_t id = StartJobWithModel(client(), model, spec);
   ASSERT_NE(id, 0u);
   const v1::TrainingJob job = WaitJobDone(id);

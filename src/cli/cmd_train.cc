@@ -27,7 +27,7 @@ const CLI::Validator kPositive(
 
 struct TrainFlags {
   Connection conn;
-  std::string model, data, mode, optimizer, name, out, inner_state, compress;
+  std::string model, data, mode, optimizer, name, out, inner_state, compress, lr_scale;
   uint32_t workers = 0, batch_size = 0, local_steps = 0, epochs = 0, rounds = 0, quorum = 0,
            backup = 0, eval_every = 0;
   double lr = 0, target_accuracy = 0, outer_lr = 0;
@@ -76,6 +76,13 @@ void Train(const TrainFlags& f) {
   if ((f.outer_lr != 0 || f.outer_momentum >= 0 || !f.inner_state.empty()) && f.mode != "local") {
     Fail("--outer-lr, --outer-momentum and --inner-state apply to --mode local only", 2);
   }
+  if ((f.lr_scale == "sqrt" || f.lr_scale == "linear") &&
+      (f.mode == "async" || f.mode == "fullbatch")) {
+    Fail(
+        "--lr-scale sqrt and linear apply to --mode sync and local (an async or fullbatch step "
+        "uses one task's batch); use --lr-scale none or leave it out",
+        2);
+  }
   if (f.backup != 0 && !f.mode.empty() && f.mode != "sync") {
     Fail("--backup applies to --mode sync only", 2);
   }
@@ -100,6 +107,7 @@ void Train(const TrainFlags& f) {
   if (f.outer_momentum >= 0) spec.set_outer_momentum(f.outer_momentum);
   spec.set_inner_state(f.inner_state);
   spec.set_compress(f.compress);
+  spec.set_lr_scale(f.lr_scale);
   spec.set_epochs(f.epochs);
   spec.set_rounds(f.rounds);
   spec.set_target_accuracy(f.target_accuracy);
@@ -139,7 +147,8 @@ void PrintJob(const v1::TrainingJob& job) {
   std::cout << "  mode:      " << TrainModeName(s.mode()) << ", workers " << Default(s.workers())
             << ", batch size " << Default(s.batch_size()) << ", optimizer "
             << (s.optimizer().empty() ? "default" : s.optimizer()) << ", lr " << Default(s.lr())
-            << "\n";
+            << " (scaled with the workers: " << (s.lr_scale().empty() ? "none" : s.lr_scale())
+            << ")\n";
   if (s.mode() == v1::TRAIN_MODE_LOCAL) {
     std::cout << "  local:     " << Default(s.local_steps()) << " steps per task, outer lr "
               << Default(s.outer_lr()) << ", outer momentum "
@@ -244,6 +253,11 @@ void AddTrainCommands(CLI::App& app) {
   t->add_option("--lr", tf->lr,
                 "learning rate [0.05 sgd/momentum, 0.001 adam]; local mode: of the inner steps")
       ->check(kPositive);
+  t->add_option("--lr-scale", tf->lr_scale,
+                "how --lr (for one task's batch) grows with the W workers one step averages, in "
+                "sync and local mode: none, sqrt (lr * sqrt(W)) or linear (lr * W) [auto: sqrt "
+                "for adam, linear for sgd and momentum; none in async and fullbatch]")
+      ->check(CLI::IsMember({"auto", "none", "sqrt", "linear"}));
   t->add_option("--optimizer", tf->optimizer, "sgd, momentum or adam [momentum]")
       ->check(CLI::IsMember({"sgd", "momentum", "adam"}));
   t->add_option("--local-steps", tf->local_steps, "H: inner steps per task in local mode [64]")

@@ -119,6 +119,24 @@ absl::StatusOr<v1::TrainingJob> Coordinator::StartTraining(const v1::TrainingSpe
           "--outer-momentum must be in [0, 1), e.g. 0.9 (DiLoCo) or 0 (plain averaging)");
     }
   }
+  // An Adam step on W batches wants about sqrt(W) times the rate of one
+  // batch (Malladi et al. 2022, square-root scaling for adaptive methods),
+  // an SGD step W times (Goyal et al. 2017); async and fullbatch steps each
+  // use the batch --lr was given for.
+  const bool scaled_mode =
+      spec.mode() == v1::TRAIN_MODE_SYNC || spec.mode() == v1::TRAIN_MODE_LOCAL;
+  if (spec.lr_scale().empty() || spec.lr_scale() == "auto") {
+    spec.set_lr_scale(!scaled_mode ? "none" : spec.optimizer() == "adam" ? "sqrt" : "linear");
+  }
+  if (spec.lr_scale() != "none" && spec.lr_scale() != "sqrt" && spec.lr_scale() != "linear") {
+    return absl::InvalidArgumentError("unknown --lr-scale '" + spec.lr_scale() +
+                                      "'; use auto, none, sqrt or linear");
+  }
+  if (!scaled_mode && spec.lr_scale() != "none") {
+    return absl::InvalidArgumentError(
+        "--lr-scale sqrt and linear apply to --mode sync and local (an async or fullbatch "
+        "step uses one task's batch); use --lr-scale none or leave it out");
+  }
   if (spec.compress().empty()) spec.set_compress("none");
   if (spec.compress() != "none" && spec.compress() != "fp16" && spec.compress() != "int8") {
     return absl::InvalidArgumentError("unknown --compress '" + spec.compress() +

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -41,10 +42,19 @@ bool Succeeded(const v1::TaskInfo& t) {
   return t.state() == v1::TASK_STATE_DONE && t.outcome() == v1::OUTCOME_SUCCESS;
 }
 
+// --lr grown with the workers whose batches one step covers, as
+// spec.lr_scale says (proto: TrainingSpec.lr_scale).
+double ScaledLr(const v1::TrainingSpec& spec) {
+  const double w = std::max<double>(1, spec.workers());
+  if (spec.lr_scale() == "sqrt") return spec.lr() * std::sqrt(w);
+  if (spec.lr_scale() == "linear") return spec.lr() * w;
+  return spec.lr();
+}
+
 ml::OptimizerConfig InnerConfig(const v1::TrainingSpec& spec) {
   ml::OptimizerConfig c;
   c.kind = spec.optimizer();
-  c.lr = spec.lr();
+  c.lr = ScaledLr(spec);
   return c;
 }
 
@@ -316,7 +326,7 @@ absl::Status TrainingDriver::StartRound(v1::TrainingJob& job, const v1::Dataset&
         RETURN_IF_ERROR(
             submit((p * k) % shards,
                    {"local", "--batch-size", b, "--steps", std::to_string(spec.local_steps()),
-                    "--lr", FullPrecision(spec.lr()), "--optimizer", spec.optimizer(),
+                    "--lr", FullPrecision(ScaledLr(spec)), "--optimizer", spec.optimizer(),
                     "--start-batch", std::to_string((p * k / shards) * spec.local_steps())},
                    k - 1));
       }
