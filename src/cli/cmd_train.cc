@@ -255,8 +255,8 @@ void AddTrainCommands(CLI::App& app) {
       ->check(kPositive);
   t->add_option("--lr-scale", tf->lr_scale,
                 "how --lr (for one task's batch) grows with the W workers one step averages, in "
-                "sync and local mode: none, sqrt (lr * sqrt(W)) or linear (lr * W) [auto: sqrt "
-                "for adam, linear for sgd and momentum; none in async and fullbatch]")
+                "sync and local mode: none, sqrt (lr * sqrt(W)) or linear (lr * W) [auto: in sync "
+                "sqrt for adam and linear for sgd and momentum; none otherwise]")
       ->check(CLI::IsMember({"auto", "none", "sqrt", "linear"}));
   t->add_option("--optimizer", tf->optimizer, "sgd, momentum or adam [momentum]")
       ->check(CLI::IsMember({"sgd", "momentum", "adam"}));

@@ -119,14 +119,18 @@ absl::StatusOr<v1::TrainingJob> Coordinator::StartTraining(const v1::TrainingSpe
           "--outer-momentum must be in [0, 1), e.g. 0.9 (DiLoCo) or 0 (plain averaging)");
     }
   }
-  // An Adam step on W batches wants about sqrt(W) times the rate of one
-  // batch (Malladi et al. 2022, square-root scaling for adaptive methods),
-  // an SGD step W times (Goyal et al. 2017); async and fullbatch steps each
-  // use the batch --lr was given for.
+  // A sync step on W batches is one step on a W times larger batch: Adam
+  // wants about sqrt(W) times the rate of one batch (Malladi et al. 2022,
+  // square-root scaling for adaptive methods), SGD W times (Goyal et al.
+  // 2017). Local tasks take steps on one batch each, and a larger inner rate
+  // helped one model and hurt another here (docs/BENCHMARKS.md), so they
+  // keep --lr unless asked; async and fullbatch steps use one task's batch.
   const bool scaled_mode =
       spec.mode() == v1::TRAIN_MODE_SYNC || spec.mode() == v1::TRAIN_MODE_LOCAL;
   if (spec.lr_scale().empty() || spec.lr_scale() == "auto") {
-    spec.set_lr_scale(!scaled_mode ? "none" : spec.optimizer() == "adam" ? "sqrt" : "linear");
+    spec.set_lr_scale(spec.mode() != v1::TRAIN_MODE_SYNC ? "none"
+                      : spec.optimizer() == "adam"       ? "sqrt"
+                                                         : "linear");
   }
   if (spec.lr_scale() != "none" && spec.lr_scale() != "sqrt" && spec.lr_scale() != "linear") {
     return absl::InvalidArgumentError("unknown --lr-scale '" + spec.lr_scale() +
