@@ -9,10 +9,14 @@
 #
 #   bench/volunteers.sh [-n WORKERS] [-c|--cpu CPUS] [--net RATE] [-s "MODES"]
 #                       [-t TARGET] [-l LIMIT_S] [-o RESULTS.jsonl] [-m "C1 C2"]
-#                       [--burst B] [--keep] [-- ARTEL-BENCH-TRAIN FLAGS...]
+#                       [--period MS] [--burst B] [--keep] [-- ARTEL-BENCH-TRAIN FLAGS...]
 #
 #   -n WORKERS   worker processes, each a simulated machine [4]
 #   -c CPUS      CPU quota of each worker and of the baseline, in cores [0.4]
+#   --period MS  the quota's period (cpu.cfs_period_us) in ms [10]: a throttled
+#                process runs CPUS x MS of every MS, so a short period stands
+#                for a slower CPU; the kernel's default of 100 ms would stop a
+#                0.4-CPU worker for 60 ms at a time, which no slow machine does
 #   --net RATE   tc rate of each worker's link, each direction, e.g. 20mbit
 #                [none: workers share loopback with the coordinator]
 #   -s MODES     any of single (the baseline) sync local async fullbatch
@@ -37,7 +41,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-build/bin}
-workers=4 cpu=0.4 rate="" burst=32kbit modes="single local sync" target=0.90 limit=900
+workers=4 cpu=0.4 period_ms=10 rate="" burst=32kbit modes="single local sync" target=0.90 limit=900
 out=${BUILD_DIR:-build}/bench-volunteers.jsonl channels="32 64" keep=()
 extra=()
 usage() { sed -n '2,25p' "$0"; exit 2; }
@@ -45,6 +49,7 @@ while (($#)); do
   case $1 in
     -n | --workers) workers=$2; shift ;;
     -c | --cpu) cpu=$2; shift ;;
+    --period) period_ms=$2; shift ;;
     --net) rate=$2; shift ;;
     --burst) burst=$2; shift ;;
     -s | --modes) modes=$2; shift ;;
@@ -61,9 +66,12 @@ done
 
 die() { echo "volunteers: $*" >&2; exit 1; }
 [[ $workers =~ ^[1-9][0-9]*$ ]] || die "-n must be a positive number of workers"
-quota_us=$(/usr/bin/python3 -c "import sys; q = float(sys.argv[1]); print(round(q * 100000) if q > 0 else -1)" "$cpu") ||
+[[ $period_ms =~ ^[1-9][0-9]*$ ]] && ((period_ms <= 1000)) ||
+  die "--period must be a whole number of milliseconds from 1 to 1000"
+period_us=$((period_ms * 1000))
+quota_us=$(/usr/bin/python3 -c "import sys; q = float(sys.argv[1]); print(round(q * int(sys.argv[2])) if q > 0 else -1)" "$cpu" "$period_us") ||
   die "--cpu must be a number of cores, e.g. 0.4"
-((quota_us >= 1000)) || die "--cpu must be at least 0.01 cores"
+((quota_us >= 1000)) || die "--cpu x --period must be at least 1 ms (the kernel's smallest quota)"
 ((EUID == 0)) || die "needs root: it creates cgroups${rate:+ and network namespaces}; run it with sudo"
 CPU_ROOT=/sys/fs/cgroup/cpu
 [[ -e $CPU_ROOT/cpu.cfs_quota_us ]] ||
@@ -139,7 +147,7 @@ make_cgroup() {
   local dir=$CPU_ROOT/$tag-$1
   mkdir "$dir"
   cgroups+=("$dir")
-  echo 100000 >"$dir/cpu.cfs_period_us"
+  echo "$period_us" >"$dir/cpu.cfs_period_us"
   echo "$quota_us" >"$dir/cpu.cfs_quota_us"
   if [[ -n $ACCT_ROOT && $ACCT_ROOT != "$CPU_ROOT" ]]; then
     mkdir "$ACCT_ROOT/$tag-$1"
@@ -247,7 +255,7 @@ PY
 mkdir -p "$(dirname "$out")"
 : >"$out"
 echo "== machine: $(nproc) cores, $(uname -m), load $(cut -d' ' -f1-3 /proc/loadavg); model: 2-conv CNN ($channels channels)"
-echo "== $workers workers at $cpu CPU each${rate:+, links of $rate each way}; target $target"
+echo "== $workers workers at $cpu CPU each (quota $((quota_us / 1000)) of every $period_ms ms)${rate:+, links of $rate each way}; target $target"
 net_json=null
 if [[ -n $rate ]]; then
   net_up
@@ -257,7 +265,7 @@ if [[ -n $rate ]]; then
   net_json="\"$rate\""
   echo "{\"run\": \"link\", \"rate\": \"$rate\", \"down_mbit_s\": $down, \"up_mbit_s\": $up}" >>"$out"
 fi
-common=(cpu="$cpu" net="$net_json")
+common=(cpu="$cpu" period_ms="$period_ms" net="$net_json")
 
 for mode in $modes; do
   case $mode in

@@ -131,10 +131,11 @@ std::optional<v1::ReplicaReport> ReplicaRunner::RunWarm(const v1::Assignment& a,
   task.out = dir + "/out";
   task.wall_time = std::chrono::milliseconds(a.resources().wall_time_ms());
   for (const v1::InputFile& in : a.inputs()) {
-    if (absl::Status s = Materialize(in.digest(), host_dir / in.name(), /*executable=*/false);
-        !s.ok()) {
-      return host_error(s);
-    }
+    absl::Status s = executor->LinkInput(
+        in.digest(), host_dir / in.name(), [&](const std::filesystem::path& path) {
+          return Materialize(in.digest(), path, /*executable=*/false);
+        });
+    if (!s.ok()) return host_error(s);
     task.inputs.emplace_back(in.name(), in.digest());
   }
   const auto started = std::chrono::steady_clock::now();

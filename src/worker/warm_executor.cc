@@ -131,6 +131,55 @@ absl::Status WarmExecutor::Launch() {
   return absl::OkStatus();
 }
 
+absl::Status WarmExecutor::LinkInput(
+    const std::string& digest, const std::filesystem::path& dest,
+    const std::function<absl::Status(const std::filesystem::path&)>& place) {
+  namespace fs = std::filesystem;
+  const fs::path dir = work_dir_ / ".inputs";
+  const fs::path shared = dir / digest;
+  std::error_code ec;
+  auto it = shared_.find(digest);
+  if (it != shared_.end() && !fs::is_regular_file(shared, ec)) {
+    // Removed from under us (by the app): forget it and place it anew.
+    shared_bytes_ -= it->second.second;
+    shared_lru_.erase(it->second.first);
+    shared_.erase(it);
+    it = shared_.end();
+  }
+  if (it == shared_.end()) {
+    fs::create_directories(dir, ec);
+    if (ec) return absl::InternalError("cannot create " + dir.string() + ": " + ec.message());
+    const fs::path tmp = dir / (digest + ".tmp");
+    RETURN_IF_ERROR(place(tmp));
+    fs::rename(tmp, shared, ec);
+    if (ec) return absl::InternalError("cannot place " + shared.string() + ": " + ec.message());
+    const uint64_t bytes = fs::file_size(shared, ec);
+    shared_lru_.push_front(digest);
+    it = shared_.emplace(digest, std::make_pair(shared_lru_.begin(), ec ? 0 : bytes)).first;
+    shared_bytes_ += it->second.second;
+  } else {
+    shared_lru_.splice(shared_lru_.begin(), shared_lru_, it->second.first);
+  }
+  fs::create_hard_link(shared, dest, ec);
+  if (ec) {  // e.g. a file system without hard links: a private copy
+    fs::copy_file(shared, dest, fs::copy_options::overwrite_existing, ec);
+    if (ec) return absl::InternalError("cannot copy " + shared.string() + ": " + ec.message());
+  }
+  // Drop the least recently used copies that no task links, over budget.
+  for (auto lru = shared_lru_.end();
+       shared_bytes_ > options_.input_budget_bytes && lru != shared_lru_.begin();) {
+    --lru;
+    const fs::path old = dir / *lru;
+    if (*lru == digest || fs::hard_link_count(old, ec) > 1) continue;
+    fs::remove(old, ec);
+    auto entry = shared_.find(*lru);
+    shared_bytes_ -= entry->second.second;
+    shared_.erase(entry);
+    lru = shared_lru_.erase(lru);
+  }
+  return absl::OkStatus();
+}
+
 WarmExecutor::~WarmExecutor() {
   KillAndWait();
   if (requests_fd_ >= 0) ::close(requests_fd_);

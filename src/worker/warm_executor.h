@@ -11,14 +11,17 @@
 // ends the process: only the task in hand is lost, and the owner (an
 // ExecutorPool) starts a new one for the next task.
 //
-// Thread safety: Run() is called by one thread at a time (one task at a
-// time per executor); alive() and Kill() may be called from any thread.
+// Thread safety: Run() and LinkInput() are called by one thread at a time
+// (one task at a time per executor); alive() and Kill() may be called from
+// any thread.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <string>
@@ -38,7 +41,10 @@ struct ExecutorOptions {
   // holding .executor/ and tasks/), out/, checkpoint/. Required.
   std::filesystem::path root;
   uint64_t memory_bytes = 2ull << 30;  // address-space limit [2 GiB]
-  uint32_t max_processes = 256;        // tasks of the process tree [256]
+  // Most bytes of shared inputs (LinkInput) kept while no task links them
+  // [256 MiB].
+  uint64_t input_budget_bytes = 256ull << 20;
+  uint32_t max_processes = 256;  // tasks of the process tree [256]
   // How long the app may take to say it is ready before it is taken for a
   // plain (non-persistent) app [60 s].
   std::chrono::milliseconds startup_timeout{60'000};
@@ -96,6 +102,20 @@ class WarmExecutor {
   // is not valid JSON (the process is then killed).
   absl::StatusOr<ExecutorOutcome> Run(const ExecutorTask& task, const CancelFlag& cancel);
 
+  // Puts the input `digest` at `dest` (inside a task's directory) as a hard
+  // link to one copy shared by this executor's tasks, in work/.inputs/, so
+  // that an input every task reads (a data shard) is written once, not once
+  // per task. `place` writes a digest's bytes to the path it is given; it
+  // runs only for a digest not already shared. Copies not linked from any
+  // task beyond input_budget_bytes are removed, least recently used first.
+  // A task that changes an input in place changes it for this executor's
+  // later tasks (docs/EXECUTORS.md: inputs are read-only). Errors: those of
+  // `place`; Internal when the file cannot be linked or copied.
+  absl::Status LinkInput(const std::string& digest, const std::filesystem::path& dest,
+                         const std::function<absl::Status(const std::filesystem::path&)>& place);
+  // Bytes of shared inputs now on disk (for tests).
+  uint64_t shared_input_bytes() const { return shared_bytes_; }
+
   bool alive() const { return !exited_.load(); }
   void Kill() { kill_.Cancel(); }
 
@@ -120,6 +140,10 @@ class WarmExecutor {
   std::atomic<bool> exited_{false};
   SandboxResult ended_;  // written by process_ before exited_ is set
   absl::Status launch_error_;
+  // Shared inputs, most recently used first, with their sizes.
+  std::list<std::string> shared_lru_;
+  std::map<std::string, std::pair<std::list<std::string>::iterator, uint64_t>> shared_;
+  uint64_t shared_bytes_ = 0;
 };
 
 }  // namespace artel

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "gtest/gtest.h"
 #include "sandbox/bubblewrap_sandbox.h"
@@ -90,6 +91,66 @@ TEST_F(WarmExecutorTest, OneProcessRunsTaskAfterTask) {
     EXPECT_EQ(outcome->stdout_data, first_pid) << "every task ran in the same process";
   }
   EXPECT_TRUE((*e)->alive());
+}
+
+// Each digest is written once and linked into every task that names it;
+// copies no task links are dropped, least recently used first, past the
+// budget; the app reads linked inputs like any file.
+TEST_F(WarmExecutorTest, SharedInputsAreWrittenOncePerDigestAndKeptWithinTheBudget) {
+  ExecutorOptions o;
+  o.root = dir_.path() / "shared";
+  o.executable = WriteScript(dir_.path(), "shared.sh", kPersistentApp);
+  o.memory_bytes = 256 << 20;
+  o.startup_timeout = std::chrono::milliseconds(5000);
+  o.input_budget_bytes = 25;  // two 10-byte inputs fit, three do not
+  auto e = WarmExecutor::Start(*sandbox_, o);
+  ASSERT_TRUE(e.ok()) << e.status();
+  std::map<std::string, int> placed;
+  auto link = [&](const std::string& digest, uint64_t task) {
+    const auto dir = (*e)->work_dir() / "tasks" / std::to_string(task);
+    std::filesystem::create_directories(dir / "out");
+    return (*e)->LinkInput(digest, dir / "in", [&](const std::filesystem::path& path) {
+      ++placed[digest];
+      std::ofstream(path) << digest << "-bytes";  // 10 bytes for "aaaa"...
+      return absl::OkStatus();
+    });
+  };
+  const auto shared = [&](const std::string& digest) {
+    return (*e)->work_dir() / ".inputs" / digest;
+  };
+  ASSERT_TRUE(link("aaaa", 1).ok());
+  ExecutorTask t;
+  t.id = 1;
+  t.args = {"first"};
+  t.dir = "tasks/1";
+  t.out = "tasks/1/out";
+  t.inputs = {{"in", "aaaa"}};
+  auto outcome = (*e)->Run(t, CancelFlag());
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_EQ(ReadFile((*e)->work_dir() / t.out / "result"), "first:aaaa-bytes");
+  std::filesystem::remove_all((*e)->work_dir() / "tasks" / "1");
+
+  ASSERT_TRUE(link("aaaa", 2).ok());
+  EXPECT_EQ(placed["aaaa"], 1) << "a digest already shared is linked, not written again";
+  EXPECT_EQ(std::filesystem::hard_link_count(shared("aaaa")), 2u);
+  ASSERT_TRUE(link("bbbb", 3).ok());
+  EXPECT_EQ((*e)->shared_input_bytes(), 20u);
+  // Over budget with a third, but tasks 2, 3 and 4 still link all three
+  // copies: nothing can go.
+  ASSERT_TRUE(link("cccc", 4).ok());
+  EXPECT_EQ((*e)->shared_input_bytes(), 30u);
+  // Once the tasks are gone, the next link drops the oldest unlinked copies.
+  std::filesystem::remove_all((*e)->work_dir() / "tasks" / "2");
+  std::filesystem::remove_all((*e)->work_dir() / "tasks" / "3");
+  ASSERT_TRUE(link("cccc", 5).ok());
+  EXPECT_FALSE(std::filesystem::exists(shared("aaaa")));
+  EXPECT_TRUE(std::filesystem::exists(shared("bbbb")));
+  EXPECT_TRUE(std::filesystem::exists(shared("cccc")));
+  EXPECT_EQ((*e)->shared_input_bytes(), 20u);
+  // A dropped digest is written again when a task names it.
+  ASSERT_TRUE(link("aaaa", 6).ok());
+  EXPECT_EQ(placed["aaaa"], 2);
+  EXPECT_EQ(ReadFile((*e)->work_dir() / "tasks" / "6" / "in"), "aaaa-bytes");
 }
 
 TEST_F(WarmExecutorTest, PlainAppIsNotTakenForAnExecutor) {
