@@ -149,6 +149,21 @@ std::vector<std::string> BlobCache::CachedDigests() const {
   return out;
 }
 
+std::vector<std::string> BlobCache::PlacementHints(uint64_t min_bytes, size_t max) const {
+  std::vector<std::pair<uint64_t, const std::string*>> big;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [digest, entry] : entries_) {
+    if (entry.size >= min_bytes) big.emplace_back(entry.last_use, &digest);
+  }
+  const size_t n = std::min(max, big.size());
+  std::partial_sort(big.begin(), big.begin() + static_cast<std::ptrdiff_t>(n), big.end(),
+                    [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<std::string> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) out.push_back(*big[i].second);
+  return out;
+}
+
 uint64_t BlobCache::UsedBytes() const {
   absl::MutexLock lock(&mu_);
   return cached_bytes_ + reserved_bytes_;

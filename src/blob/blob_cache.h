@@ -43,8 +43,13 @@ class BlobCache {
   // Unpins one Acquire. REQUIRES: `digest` is pinned.
   void Release(const std::string& digest);
 
-  // Digests held locally, for data-aware placement hints.
+  // Digests held locally.
   std::vector<std::string> CachedDigests() const;
+  // Data-aware placement hints: digests of cached blobs of at least
+  // `min_bytes` (inputs worth placing tasks near, such as data shards, not
+  // the small per-round parameters), most recently used first, at most
+  // `max`.
+  std::vector<std::string> PlacementHints(uint64_t min_bytes, size_t max) const;
   // Bytes held by cached blobs plus room reserved by fetches in progress.
   uint64_t UsedBytes() const;
   uint64_t budget_bytes() const { return budget_bytes_; }

@@ -10,6 +10,7 @@
 namespace artel {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAre;
 
@@ -53,6 +54,20 @@ TEST_F(BlobCacheTest, AcquireFetchesAMissingBlobOnceAndReturnsItsPath) {
   EXPECT_EQ(cache->UsedBytes(), 4u);
   cache->Release(Sha256Hex("data"));
   cache->Release(Sha256Hex("data"));
+}
+
+TEST_F(BlobCacheTest, PlacementHintsAreTheBigBlobsMostRecentlyUsedFirst) {
+  auto cache = MakeCache(100);
+  Load(*cache, "big-one");
+  Load(*cache, "tiny");
+  Load(*cache, "big-two");
+  Load(*cache, "big-one");  // now the most recent
+  EXPECT_THAT(cache->PlacementHints(5, 10),
+              ElementsAre(Sha256Hex("big-one"), Sha256Hex("big-two")));
+  EXPECT_THAT(cache->PlacementHints(5, 1), ElementsAre(Sha256Hex("big-one")));
+  EXPECT_THAT(cache->PlacementHints(0, 10),
+              ElementsAre(Sha256Hex("big-one"), Sha256Hex("big-two"), Sha256Hex("tiny")));
+  EXPECT_TRUE(cache->PlacementHints(100, 10).empty());
 }
 
 TEST_F(BlobCacheTest, EvictsLeastRecentlyUsedUnpinnedBlobsToFitTheBudget) {

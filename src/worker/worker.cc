@@ -13,6 +13,9 @@ namespace artel {
 namespace {
 
 constexpr char kBuiltinNoop[] = "builtin:noop";
+// Placement hints: cached blobs of at least 1 MiB, at most 256 of them.
+constexpr uint64_t kPlacementHintMinBytes = 1 << 20;
+constexpr size_t kMaxPlacementHints = 256;
 
 bool Retryable(const grpc::Status& s) {
   return s.error_code() == grpc::StatusCode::UNAVAILABLE ||
@@ -156,9 +159,11 @@ absl::Status Worker::Run() {
     // a freed core is offered again at once.
     const bool side_only = req.free_cores() == 0;
     req.set_wait_ms(side_only ? 0 : static_cast<uint32_t>(options_.fetch_wait_ms));
-    for (const auto& d : cache_->CachedDigests()) {
-      if (req.cached_digests_size() >= 1000) break;
-      req.add_cached_digests(d);
+    // Hints for data-aware placement: the big inputs held here (shards,
+    // apps), not every per-round parameter file, so that the request stays
+    // small even when polled for side tasks many times a second.
+    for (auto& d : cache_->PlacementHints(kPlacementHintMinBytes, kMaxPlacementHints)) {
+      req.add_cached_digests(std::move(d));
     }
     v1::FetchWorkResponse resp;
     grpc::ClientContext ctx;
