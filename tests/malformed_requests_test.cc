@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
 
+#include <nlohmann/json.hpp>
+
 #include "cluster_test_util.h"
 #include "common/sha256.h"
 
@@ -156,6 +158,68 @@ TEST_F(MalformedRequests, TokensAreCheckedForIdentityAndRole) {
   // The submitter token itself works for what it is for.
   sub = submitter.Submit(OneTask("echo"));
   EXPECT_TRUE(sub.ok()) << sub.status();
+}
+
+// `artel token create|list|revoke` as an operator uses them: the secret is
+// printed once, the list never shows it, and a revoked token's next call
+// fails with a message that says so and what to do.
+TEST_F(MalformedRequests, RevokedTokenFailsItsNextCallAndTheListShowsWhy) {
+  const std::vector<std::string> admin = {"ARTEL_COORDINATOR=" + cluster().address(),
+                                          "ARTEL_TOKEN=" + cluster().admin_token()};
+  CommandResult created = RunArtel(
+      {"token", "create", "--role", "submitter", "--owner", "dana", "--expires", "30d"}, admin);
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  const std::string secret = Lines(created.out).at(0);
+  const std::string id = Sha256Hex(secret).substr(0, 12);
+  EXPECT_THAT(created.err, HasSubstr("token " + id));
+  EXPECT_THAT(created.err, HasSubstr("owner dana"));
+
+  const std::vector<std::string> dana = {"ARTEL_COORDINATOR=" + cluster().address(),
+                                         "ARTEL_TOKEN=" + secret};
+  EXPECT_EQ(RunArtel({"tasks"}, dana).exit_code, 0);
+
+  CommandResult listed = RunArtel({"token", "list", "--json"}, admin);
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_EQ(listed.out.find(secret), std::string::npos) << "a secret was listed";
+  bool found = false;
+  for (const std::string& line : Lines(listed.out)) {
+    const auto t = nlohmann::json::parse(line);
+    if (t.at("id") != id) continue;
+    found = true;
+    EXPECT_EQ(t.at("role"), "submitter");
+    EXPECT_EQ(t.at("owner"), "dana");
+    EXPECT_EQ(t.at("expires_at_ms").get<int64_t>() - t.at("created_at_ms").get<int64_t>(),
+              30LL * 24 * 3600 * 1000);
+    EXPECT_EQ(t.at("revoked_at_ms"), 0);
+  }
+  EXPECT_TRUE(found) << listed.out;
+
+  // Only an admin may revoke; an unknown id says where to look.
+  EXPECT_NE(RunArtel({"token", "revoke", id}, dana).exit_code, 0);
+  CommandResult unknown = RunArtel({"token", "revoke", "0123456789ab"}, admin);
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_THAT(unknown.err, HasSubstr("artel token list"));
+  CommandResult revoked = RunArtel({"token", "revoke", id}, admin);
+  ASSERT_EQ(revoked.exit_code, 0) << revoked.err;
+  EXPECT_THAT(revoked.out, HasSubstr("revoked"));
+
+  CommandResult refused = RunArtel({"tasks"}, dana);
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.err, HasSubstr("token " + id + " was revoked"));
+  CommandResult table = RunArtel({"token", "list"}, admin);
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_THAT(table.out, HasSubstr(id));
+  EXPECT_THAT(table.out, HasSubstr("REVOKED"));
+
+  // Malformed flags are refused before anything is created.
+  CommandResult bad_owner =
+      RunArtel({"token", "create", "--role", "worker", "--owner", "a b"}, admin);
+  EXPECT_NE(bad_owner.exit_code, 0);
+  EXPECT_THAT(bad_owner.err, HasSubstr("owner"));
+  CommandResult bad_expiry =
+      RunArtel({"token", "create", "--role", "worker", "--expires", "soon"}, admin);
+  EXPECT_EQ(bad_expiry.exit_code, 2);
+  EXPECT_THAT(bad_expiry.err, HasSubstr("--expires"));
 }
 
 }  // namespace

@@ -1,5 +1,10 @@
-// `artel token create` and `artel app add|list`: operator commands.
+// `artel token create|list|revoke` and `artel app add|list`: operator
+// commands.
+#include <cctype>
+#include <cstdio>
+#include <ctime>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli/cli_common.h"
 #include "common/units.h"
@@ -9,8 +14,37 @@ namespace {
 
 struct TokenFlags {
   Connection conn;
-  std::string role;
+  std::string role, owner, expires, id;
+  bool json = false;
 };
+
+// "2026-12-03 14:05 UTC" for a time in ms since the epoch; "-" for 0.
+std::string FormatTimeMs(int64_t ms) {
+  if (ms == 0) return "-";
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M UTC", &tm);
+  return buf;
+}
+
+// "admin", "submitter", "worker": the enum's name without its prefix.
+std::string RoleName(v1::Role role) {
+  std::string name = v1::Role_Name(role);
+  if (name.rfind("ROLE_", 0) == 0) name = name.substr(5);
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name;
+}
+
+nlohmann::json TokenJson(const v1::TokenInfo& t) {
+  return nlohmann::json{{"id", t.id()},
+                        {"role", RoleName(t.role())},
+                        {"owner", t.owner()},
+                        {"created_at_ms", t.created_at_ms()},
+                        {"expires_at_ms", t.expires_at_ms()},
+                        {"revoked_at_ms", t.revoked_at_ms()}};
+}
 
 struct AppFlags {
   Connection conn;
@@ -27,6 +61,11 @@ void AddAdminCommands(CLI::App& app) {
   CLI::App* create = token->add_subcommand("create", "print a new token (needs an admin token)");
   AddConnectionOptions(create, &tf->conn);
   create->add_option("--role", tf->role, "submitter, worker or admin")->required();
+  create->add_option("--owner", tf->owner,
+                     "who holds it (a person or organisation; replicas of one task never run on "
+                     "two workers of one owner) [the token's own id]");
+  create->add_option("--expires", tf->expires,
+                     "valid for this long, e.g. 30d, 12h, 90m [never expires]");
   create->callback([tf] {
     v1::Role role = v1::ROLE_UNSPECIFIED;
     if (tf->role == "submitter")
@@ -37,7 +76,55 @@ void AddAdminCommands(CLI::App& app) {
       role = v1::ROLE_ADMIN;
     else
       Fail("unknown role '" + tf->role + "'; use submitter, worker or admin", 2);
-    std::cout << OrFail(Connect(tf->conn)->CreateToken(role)) << std::endl;
+    int64_t expires_ms = 0;
+    if (!tf->expires.empty()) {
+      absl::StatusOr<uint64_t> ms = ParseDurationMs(tf->expires);
+      if (!ms.ok() || *ms == 0) {
+        Fail("--expires '" + tf->expires + "' is not a duration; use e.g. 30d, 12h or 90m", 2);
+      }
+      expires_ms = static_cast<int64_t>(*ms);
+    }
+    v1::CreateTokenResponse created =
+        OrFail(Connect(tf->conn)->CreateTokenFull(role, tf->owner, expires_ms));
+    std::cout << created.token() << std::endl;
+    std::cerr << "token " << created.info().id() << ": " << tf->role << ", owner "
+              << created.info().owner() << ", "
+              << (created.info().expires_at_ms() == 0
+                      ? std::string("never expires")
+                      : "expires " + FormatTimeMs(created.info().expires_at_ms()))
+              << "; the secret above is shown only once" << std::endl;
+  });
+
+  auto tl = std::make_shared<TokenFlags>();
+  CLI::App* tlist = token->add_subcommand("list", "list tokens (never their secrets)");
+  AddConnectionOptions(tlist, &tl->conn);
+  tlist->add_flag("--json", tl->json, "one JSON object per line");
+  tlist->callback([tl] {
+    v1::ListTokensResponse resp = OrFail(Connect(tl->conn)->ListTokens());
+    if (!tl->json) {
+      std::printf("%-12s %-9s %-20s %-20s %-20s %s\n", "ID", "ROLE", "OWNER", "CREATED", "EXPIRES",
+                  "REVOKED");
+    }
+    for (const v1::TokenInfo& t : resp.tokens()) {
+      if (tl->json) {
+        std::cout << TokenJson(t).dump() << "\n";
+        continue;
+      }
+      std::printf("%-12s %-9s %-20s %-20s %-20s %s\n", t.id().c_str(), RoleName(t.role()).c_str(),
+                  t.owner().c_str(), FormatTimeMs(t.created_at_ms()).c_str(),
+                  FormatTimeMs(t.expires_at_ms()).c_str(), FormatTimeMs(t.revoked_at_ms()).c_str());
+    }
+  });
+
+  auto tr = std::make_shared<TokenFlags>();
+  CLI::App* revoke =
+      token->add_subcommand("revoke", "revoke a token: its next call fails (needs an admin token)");
+  AddConnectionOptions(revoke, &tr->conn);
+  revoke->add_option("id", tr->id, "the token's id, as `artel token list` shows it")->required();
+  revoke->callback([tr] {
+    v1::TokenInfo t = OrFail(Connect(tr->conn)->RevokeToken(tr->id));
+    std::cout << "token " << t.id() << " (" << RoleName(t.role()) << ", owner " << t.owner()
+              << ") revoked at " << FormatTimeMs(t.revoked_at_ms()) << std::endl;
   });
 
   CLI::App* apps = app.add_subcommand("app", "register and list apps");

@@ -91,11 +91,34 @@ absl::StatusOr<v1::ListAppsResponse> Client::ListApps() {
 }
 
 absl::StatusOr<std::string> Client::CreateToken(v1::Role role) {
+  ASSIGN_OR_RETURN(v1::CreateTokenResponse resp, CreateTokenFull(role, "", 0));
+  return resp.token();
+}
+
+absl::StatusOr<v1::CreateTokenResponse> Client::CreateTokenFull(v1::Role role,
+                                                                const std::string& owner,
+                                                                int64_t expires_in_ms) {
   v1::CreateTokenRequest req;
   req.set_role(role);
+  req.set_owner(owner);
+  req.set_expires_in_ms(expires_in_ms);
   v1::CreateTokenResponse resp;
   ARTEL_UNARY(CreateToken, req, resp, "create token");
-  return resp.token();
+  return resp;
+}
+
+absl::StatusOr<v1::ListTokensResponse> Client::ListTokens() {
+  v1::ListTokensResponse resp;
+  ARTEL_UNARY(ListTokens, v1::ListTokensRequest(), resp, "list tokens");
+  return resp;
+}
+
+absl::StatusOr<v1::TokenInfo> Client::RevokeToken(const std::string& id) {
+  v1::RevokeTokenRequest req;
+  req.set_id(id);
+  v1::TokenInfo resp;
+  ARTEL_UNARY(RevokeToken, req, resp, "revoke token " + id);
+  return resp;
 }
 
 absl::StatusOr<v1::Dataset> Client::AddDataset(const v1::Dataset& dataset) {

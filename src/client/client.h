@@ -40,7 +40,13 @@ class Client {
   absl::StatusOr<v1::AppVersion> AddApp(const std::string& name, const std::string& version,
                                         const std::filesystem::path& file);
   absl::StatusOr<v1::ListAppsResponse> ListApps();
+  // A new token's secret (owner "" and no expiry: the coordinator's
+  // defaults); CreateTokenFull also returns how it is listed.
   absl::StatusOr<std::string> CreateToken(v1::Role role);
+  absl::StatusOr<v1::CreateTokenResponse> CreateTokenFull(v1::Role role, const std::string& owner,
+                                                          int64_t expires_in_ms);
+  absl::StatusOr<v1::ListTokensResponse> ListTokens();
+  absl::StatusOr<v1::TokenInfo> RevokeToken(const std::string& id);
   // Writes the canonical result's outputs of a finished task into `dir`.
   // Returns the file names written.
   absl::StatusOr<std::vector<std::string>> FetchResult(uint64_t id,

@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 
 #include "common/sha256.h"
@@ -68,7 +69,7 @@ absl::Status Coordinator::Load() {
   ASSIGN_OR_RETURN(StoreSnapshot snap, store_.Load());
   absl::MutexLock lock(&mu_);
   const int64_t now = clock_.NowMs();
-  for (const TokenRecord& t : snap.tokens) tokens_[t.token_hash] = t.role;
+  for (const TokenRecord& t : snap.tokens) tokens_[t.token_hash] = t;
   for (const v1::AppVersion& a : snap.apps) apps_[{a.name(), a.version()}] = a;
   for (const v1::Dataset& d : snap.datasets) datasets_[d.name()] = d;
   for (const v1::TrainingJob& j : snap.training_jobs) {
@@ -126,15 +127,44 @@ absl::Status Coordinator::Load() {
   return absl::OkStatus();
 }
 
+namespace {
+
+// A token's public id: the start of its hash, enough to name it.
+std::string TokenId(const std::string& hash) { return hash.substr(0, 12); }
+
+v1::TokenInfo ToInfo(const TokenRecord& t) {
+  v1::TokenInfo info;
+  info.set_id(TokenId(t.token_hash));
+  info.set_role(t.role);
+  info.set_owner(t.owner);
+  info.set_created_at_ms(t.created_at_ms);
+  info.set_expires_at_ms(t.expires_at_ms);
+  info.set_revoked_at_ms(t.revoked_at_ms);
+  return info;
+}
+
+bool ValidOwner(const std::string& owner) {
+  if (owner.size() > 64) return false;
+  return std::all_of(owner.begin(), owner.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' ||
+           c == '@';
+  });
+}
+
+}  // namespace
+
 absl::StatusOr<std::optional<std::string>> Coordinator::EnsureAdminToken() {
   {
     absl::MutexLock lock(&mu_);
-    for (const auto& [hash, role] : tokens_) {
-      if (role == v1::ROLE_ADMIN) return std::optional<std::string>();
+    for (const auto& [hash, t] : tokens_) {
+      if (t.role == v1::ROLE_ADMIN && t.revoked_at_ms == 0 &&
+          (t.expires_at_ms == 0 || t.expires_at_ms > clock_.NowMs())) {
+        return std::optional<std::string>();
+      }
     }
   }
-  ASSIGN_OR_RETURN(std::string token, CreateToken(v1::ROLE_ADMIN));
-  return std::optional<std::string>(token);
+  ASSIGN_OR_RETURN(v1::CreateTokenResponse created, CreateToken(v1::ROLE_ADMIN, "admin"));
+  return std::optional<std::string>(created.token());
 }
 
 absl::StatusOr<v1::Role> Coordinator::Authenticate(const std::string& token) const {
@@ -150,24 +180,107 @@ absl::StatusOr<v1::Role> Coordinator::Authenticate(const std::string& token) con
     return absl::UnauthenticatedError(
         "the token is not valid on this coordinator; check --token / ARTEL_TOKEN");
   }
-  return it->second;
+  const TokenRecord& t = it->second;
+  if (t.revoked_at_ms != 0) {
+    return absl::UnauthenticatedError("token " + TokenId(hash) +
+                                      " was revoked; ask an admin for a new one (`artel token "
+                                      "create`)");
+  }
+  if (t.expires_at_ms != 0 && clock_.NowMs() >= t.expires_at_ms) {
+    return absl::UnauthenticatedError("token " + TokenId(hash) +
+                                      " has expired; ask an admin for a new one (`artel token "
+                                      "create`)");
+  }
+  return t.role;
 }
 
-absl::StatusOr<std::string> Coordinator::CreateToken(v1::Role role) {
+absl::StatusOr<v1::CreateTokenResponse> Coordinator::CreateToken(v1::Role role,
+                                                                 const std::string& owner,
+                                                                 int64_t expires_in_ms) {
   if (role != v1::ROLE_ADMIN && role != v1::ROLE_SUBMITTER && role != v1::ROLE_WORKER) {
     return absl::InvalidArgumentError("unknown role; use submitter, worker or admin");
   }
+  if (!ValidOwner(owner)) {
+    return absl::InvalidArgumentError(
+        "owner '" + owner +
+        "' is not a valid name; use at most 64 letters, digits, '.', '_', '-' or '@'");
+  }
+  if (expires_in_ms < 0) {
+    return absl::InvalidArgumentError("a token's expiry must be in the future");
+  }
   const std::string token = "artel_" + RandomHex(24);
+  TokenRecord record;
+  record.token_hash = Sha256Hex(token);
+  record.role = role;
+  record.created_at_ms = clock_.NowMs();
+  record.owner = owner.empty() ? TokenId(record.token_hash) : owner;
+  record.expires_at_ms = expires_in_ms == 0 ? 0 : record.created_at_ms + expires_in_ms;
   WriteBatch batch;
-  batch.tokens.push_back({Sha256Hex(token), role, clock_.NowMs()});
+  batch.tokens.push_back(record);
   uint64_t seq;
   {
     absl::MutexLock lock(&mu_);
-    tokens_[batch.tokens.back().token_hash] = role;
+    tokens_[record.token_hash] = record;
     seq = EnqueueLocked(std::move(batch));
   }
   AwaitDurable(seq);
-  return token;
+  v1::CreateTokenResponse response;
+  response.set_token(token);
+  *response.mutable_info() = ToInfo(record);
+  return response;
+}
+
+v1::ListTokensResponse Coordinator::ListTokens() const {
+  v1::ListTokensResponse response;
+  absl::ReaderMutexLock lock(&mu_);
+  for (const auto& [hash, t] : tokens_) *response.add_tokens() = ToInfo(t);
+  std::sort(response.mutable_tokens()->begin(), response.mutable_tokens()->end(),
+            [](const v1::TokenInfo& a, const v1::TokenInfo& b) {
+              return a.created_at_ms() != b.created_at_ms() ? a.created_at_ms() > b.created_at_ms()
+                                                            : a.id() < b.id();
+            });
+  return response;
+}
+
+absl::StatusOr<v1::TokenInfo> Coordinator::RevokeToken(const std::string& id) {
+  if (id.size() != 12) {
+    return absl::InvalidArgumentError("token id '" + id +
+                                      "' is not 12 hex digits; see `artel token list`");
+  }
+  uint64_t seq;
+  v1::TokenInfo info;
+  {
+    absl::MutexLock lock(&mu_);
+    TokenRecord* found = nullptr;
+    for (auto& [hash, t] : tokens_) {
+      if (TokenId(hash) == id) found = &t;
+    }
+    if (found == nullptr) {
+      return absl::NotFoundError("no token with id " + id + "; see `artel token list`");
+    }
+    if (found->revoked_at_ms != 0) return ToInfo(*found);
+    const int64_t now = clock_.NowMs();
+    if (found->role == v1::ROLE_ADMIN) {
+      bool other_admin = false;
+      for (const auto& [hash, t] : tokens_) {
+        other_admin |= &t != found && t.role == v1::ROLE_ADMIN && t.revoked_at_ms == 0 &&
+                       (t.expires_at_ms == 0 || t.expires_at_ms > now);
+      }
+      if (!other_admin) {
+        return absl::FailedPreconditionError(
+            "token " + id +
+            " is the last valid admin token; create another admin token first (`artel token "
+            "create --role admin`)");
+      }
+    }
+    found->revoked_at_ms = now;
+    WriteBatch batch;
+    batch.tokens.push_back(*found);
+    info = ToInfo(*found);
+    seq = EnqueueLocked(std::move(batch));
+  }
+  AwaitDurable(seq);
+  return info;
 }
 
 const v1::AppVersion* Coordinator::FindAppLocked(const std::string& name,

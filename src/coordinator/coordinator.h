@@ -56,8 +56,21 @@ class Coordinator {
   absl::StatusOr<std::optional<std::string>> EnsureAdminToken();
 
   // ---- tokens
+  // The role of a valid token. Unauthenticated, saying why and what to do,
+  // for a missing, unknown, revoked or expired one.
   absl::StatusOr<v1::Role> Authenticate(const std::string& token) const;
-  absl::StatusOr<std::string> CreateToken(v1::Role role);
+  // A new token's secret and how it is listed. `owner` names who holds it
+  // (letters, digits, '.', '_', '-', '@', at most 64; empty: the token's own
+  // id); `expires_in_ms` 0 never expires. Errors: InvalidArgument for an
+  // unknown role, a malformed owner or a negative expiry.
+  absl::StatusOr<v1::CreateTokenResponse> CreateToken(v1::Role role, const std::string& owner = "",
+                                                      int64_t expires_in_ms = 0);
+  // Every token, newest first, without secrets.
+  v1::ListTokensResponse ListTokens() const;
+  // Revokes the token `id` (as ListTokens shows it; revoking twice keeps the
+  // first time): its next RPC fails. NotFound for an unknown id;
+  // FailedPrecondition for the last admin token that is still valid.
+  absl::StatusOr<v1::TokenInfo> RevokeToken(const std::string& id);
 
   // ---- clients
   absl::StatusOr<v1::SubmitResponse> Submit(const v1::SubmitRequest& request);
@@ -171,7 +184,7 @@ class Coordinator {
   std::map<uint64_t, v1::TrainingJob> training_jobs_ ABSL_GUARDED_BY(mu_);
   uint64_t next_training_job_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<std::pair<std::string, std::string>, v1::AppVersion> apps_ ABSL_GUARDED_BY(mu_);
-  std::unordered_map<std::string, v1::Role> tokens_ ABSL_GUARDED_BY(mu_);  // hash -> role
+  std::unordered_map<std::string, TokenRecord> tokens_ ABSL_GUARDED_BY(mu_);  // by hash
   Scheduler scheduler_ ABSL_GUARDED_BY(mu_);
   CoordinatorStats stats_ ABSL_GUARDED_BY(mu_);
 };

@@ -573,21 +573,94 @@ TEST_F(CoordinatorTest, JobCountersTrackTaskStates) {
 // ---- tokens
 
 TEST_F(CoordinatorTest, TokensAuthenticateWithTheirRole) {
-  auto submitter = coord_->CreateToken(v1::ROLE_SUBMITTER);
-  auto worker = coord_->CreateToken(v1::ROLE_WORKER);
-  ASSERT_TRUE(submitter.ok() && worker.ok());
-  EXPECT_NE(*submitter, *worker);
-  EXPECT_EQ(*coord_->Authenticate(*submitter), v1::ROLE_SUBMITTER);
-  EXPECT_EQ(*coord_->Authenticate(*worker), v1::ROLE_WORKER);
+  auto submitter_created = coord_->CreateToken(v1::ROLE_SUBMITTER);
+  auto worker_created = coord_->CreateToken(v1::ROLE_WORKER);
+  ASSERT_TRUE(submitter_created.ok() && worker_created.ok());
+  const std::string submitter = submitter_created->token();
+  const std::string worker = worker_created->token();
+  EXPECT_NE(submitter, worker);
+  EXPECT_EQ(*coord_->Authenticate(submitter), v1::ROLE_SUBMITTER);
+  EXPECT_EQ(*coord_->Authenticate(worker), v1::ROLE_WORKER);
   EXPECT_EQ(coord_->Authenticate("artel_0000").status().code(), absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(coord_->Authenticate("").status().code(), absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(coord_->CreateToken(v1::ROLE_UNSPECIFIED).status().code(),
             absl::StatusCode::kInvalidArgument);
 
   ASSERT_NO_FATAL_FAILURE(Restart());
-  auto role = coord_->Authenticate(*submitter);
+  auto role = coord_->Authenticate(submitter);
   ASSERT_TRUE(role.ok()) << role.status();
   EXPECT_EQ(*role, v1::ROLE_SUBMITTER);
+}
+
+TEST_F(CoordinatorTest, TokensCarryTheirOwnerAndAreListedWithoutSecrets) {
+  auto named = coord_->CreateToken(v1::ROLE_WORKER, "alice@lab-1");
+  ASSERT_TRUE(named.ok()) << named.status();
+  EXPECT_EQ(named->info().owner(), "alice@lab-1");
+  EXPECT_EQ(named->info().id(), Sha256Hex(named->token()).substr(0, 12));
+  EXPECT_EQ(named->info().expires_at_ms(), 0);
+  auto unnamed = coord_->CreateToken(v1::ROLE_WORKER);
+  ASSERT_TRUE(unnamed.ok());
+  EXPECT_EQ(unnamed->info().owner(), unnamed->info().id()) << "its own owner by default";
+  EXPECT_EQ(coord_->CreateToken(v1::ROLE_WORKER, "bad owner!").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(coord_->CreateToken(v1::ROLE_WORKER, std::string(65, 'a')).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(coord_->CreateToken(v1::ROLE_WORKER, "x", -1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  v1::ListTokensResponse list = coord_->ListTokens();
+  ASSERT_EQ(list.tokens_size(), 2);
+  for (const v1::TokenInfo& t : list.tokens()) {
+    EXPECT_EQ(t.id().size(), 12u);
+    EXPECT_EQ(t.ShortDebugString().find(named->token()), std::string::npos);
+  }
+  ASSERT_NO_FATAL_FAILURE(Restart());
+  v1::ListTokensResponse again = coord_->ListTokens();
+  ASSERT_EQ(again.tokens_size(), 2);
+  bool found = false;
+  for (const v1::TokenInfo& t : again.tokens()) found |= t.owner() == "alice@lab-1";
+  EXPECT_TRUE(found);
+}
+
+TEST_F(CoordinatorTest, RevokedAndExpiredTokensFailWithTheReason) {
+  auto admin = coord_->EnsureAdminToken();
+  ASSERT_TRUE(admin.ok() && admin->has_value());
+  auto doomed = coord_->CreateToken(v1::ROLE_SUBMITTER, "bob");
+  auto brief = coord_->CreateToken(v1::ROLE_WORKER, "carol", 60'000);
+  ASSERT_TRUE(doomed.ok() && brief.ok());
+  EXPECT_EQ(brief->info().expires_at_ms(), brief->info().created_at_ms() + 60'000);
+
+  auto revoked = coord_->RevokeToken(doomed->info().id());
+  ASSERT_TRUE(revoked.ok()) << revoked.status();
+  EXPECT_GT(revoked->revoked_at_ms(), 0);
+  auto denied = coord_->Authenticate(doomed->token());
+  EXPECT_EQ(denied.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(denied.status().message()), HasSubstr("revoked"));
+  EXPECT_THAT(std::string(denied.status().message()), HasSubstr(doomed->info().id()));
+  // Revoking again keeps the first time; unknown or malformed ids are refused.
+  EXPECT_EQ(coord_->RevokeToken(doomed->info().id())->revoked_at_ms(), revoked->revoked_at_ms());
+  EXPECT_EQ(coord_->RevokeToken("0123456789ab").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(coord_->RevokeToken("abc").status().code(), absl::StatusCode::kInvalidArgument);
+
+  EXPECT_EQ(*coord_->Authenticate(brief->token()), v1::ROLE_WORKER);
+  clock_.AdvanceMs(60'000);
+  auto expired = coord_->Authenticate(brief->token());
+  EXPECT_EQ(expired.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(expired.status().message()), HasSubstr("expired"));
+
+  // The last valid admin token cannot be revoked: the grid would have no
+  // operator left.
+  const std::string admin_id = Sha256Hex(**admin).substr(0, 12);
+  EXPECT_EQ(coord_->RevokeToken(admin_id).status().code(), absl::StatusCode::kFailedPrecondition);
+  auto second_admin = coord_->CreateToken(v1::ROLE_ADMIN, "ops");
+  ASSERT_TRUE(second_admin.ok());
+  EXPECT_TRUE(coord_->RevokeToken(admin_id).ok());
+
+  // Revocation is durable.
+  ASSERT_NO_FATAL_FAILURE(Restart());
+  EXPECT_EQ(coord_->Authenticate(doomed->token()).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(coord_->Authenticate(**admin).status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(*coord_->Authenticate(second_admin->token()), v1::ROLE_ADMIN);
 }
 
 TEST_F(CoordinatorTest, EnsureAdminTokenCreatesOnlyOnce) {

@@ -148,7 +148,26 @@ grpc::Status ClientServiceImpl::CreateToken(grpc::ServerContext* ctx,
                                             const v1::CreateTokenRequest* req,
                                             v1::CreateTokenResponse* resp) {
   return Guarded(coordinator_, ctx, {kAdmin}, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(*resp->mutable_token(), coordinator_.CreateToken(req->role()));
+    ASSIGN_OR_RETURN(*resp,
+                     coordinator_.CreateToken(req->role(), req->owner(), req->expires_in_ms()));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ClientServiceImpl::ListTokens(grpc::ServerContext* ctx,
+                                           const v1::ListTokensRequest* /*req*/,
+                                           v1::ListTokensResponse* resp) {
+  return Guarded(coordinator_, ctx, {kAdmin}, [&]() -> absl::Status {
+    *resp = coordinator_.ListTokens();
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ClientServiceImpl::RevokeToken(grpc::ServerContext* ctx,
+                                            const v1::RevokeTokenRequest* req,
+                                            v1::TokenInfo* resp) {
+  return Guarded(coordinator_, ctx, {kAdmin}, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(*resp, coordinator_.RevokeToken(req->id()));
     return absl::OkStatus();
   });
 }

@@ -39,6 +39,10 @@ class ClientServiceImpl final : public v1::ClientService::Service {
                         v1::ListAppsResponse* resp) override;
   grpc::Status CreateToken(grpc::ServerContext* ctx, const v1::CreateTokenRequest* req,
                            v1::CreateTokenResponse* resp) override;
+  grpc::Status ListTokens(grpc::ServerContext* ctx, const v1::ListTokensRequest* req,
+                          v1::ListTokensResponse* resp) override;
+  grpc::Status RevokeToken(grpc::ServerContext* ctx, const v1::RevokeTokenRequest* req,
+                           v1::TokenInfo* resp) override;
   grpc::Status AddDataset(grpc::ServerContext* ctx, const v1::AddDatasetRequest* req,
                           v1::AddDatasetResponse* resp) override;
   grpc::Status ListDatasets(grpc::ServerContext* ctx, const v1::ListDatasetsRequest* req,

@@ -29,6 +29,11 @@ constexpr const char* kMigrations[] = {
       CREATE TABLE datasets(name TEXT PRIMARY KEY, record BLOB);
       CREATE TABLE training_jobs(id INTEGER PRIMARY KEY, record BLOB);
     )sql",
+    R"sql(
+      ALTER TABLE tokens ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+      ALTER TABLE tokens ADD COLUMN expires_at_ms INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE tokens ADD COLUMN revoked_at_ms INTEGER NOT NULL DEFAULT 0;
+    )sql",
 };
 constexpr int kLatestVersion = static_cast<int>(std::size(kMigrations));
 constexpr int kBusyTimeoutMs = 5000;
@@ -216,9 +221,11 @@ absl::Status SqliteStore::PrepareStatements() {
                           "INSERT INTO training_jobs(id, record) VALUES(?1, ?2) "
                           "ON CONFLICT(id) DO UPDATE SET record=excluded.record"));
   return prepare(upsert_token_,
-                 "INSERT INTO tokens(token_hash, role, created_at_ms) VALUES(?1, ?2, ?3) "
+                 "INSERT INTO tokens(token_hash, role, created_at_ms, owner, expires_at_ms, "
+                 "revoked_at_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
                  "ON CONFLICT(token_hash) DO UPDATE SET role=excluded.role, "
-                 "created_at_ms=excluded.created_at_ms");
+                 "created_at_ms=excluded.created_at_ms, owner=excluded.owner, "
+                 "expires_at_ms=excluded.expires_at_ms, revoked_at_ms=excluded.revoked_at_ms");
 }
 
 absl::Status SqliteStore::Apply(const WriteBatch& batch) {
@@ -306,6 +313,9 @@ absl::Status SqliteStore::WriteAll(const WriteBatch& batch) {
     BindText(s, 1, token.token_hash);
     sqlite3_bind_int(s, 2, token.role);
     sqlite3_bind_int64(s, 3, token.created_at_ms);
+    BindText(s, 4, token.owner);
+    sqlite3_bind_int64(s, 5, token.expires_at_ms);
+    sqlite3_bind_int64(s, 6, token.revoked_at_ms);
     RETURN_IF_ERROR(step(s, "tokens"));
   }
   return absl::OkStatus();
@@ -376,7 +386,9 @@ absl::Status SqliteStore::ReadAll(StoreSnapshot& out) {
   SortById(out.jobs);
   SortById(out.training_jobs);
 
-  const char* sql = "SELECT token_hash, role, created_at_ms FROM tokens ORDER BY token_hash";
+  const char* sql =
+      "SELECT token_hash, role, created_at_ms, owner, expires_at_ms, revoked_at_ms FROM tokens "
+      "ORDER BY token_hash";
   sqlite3_stmt* raw = nullptr;
   int rc = sqlite3_prepare_v2(db_, sql, -1, &raw, nullptr);
   Stmt stmt(raw);
@@ -392,6 +404,9 @@ absl::Status SqliteStore::ReadAll(StoreSnapshot& out) {
     }
     token.role = static_cast<v1::Role>(role);
     token.created_at_ms = sqlite3_column_int64(raw, 2);
+    token.owner = ColumnText(raw, 3);
+    token.expires_at_ms = sqlite3_column_int64(raw, 4);
+    token.revoked_at_ms = sqlite3_column_int64(raw, 5);
     out.tokens.push_back(std::move(token));
   }
   if (rc != SQLITE_DONE) return SqliteError(db_, path_, rc, "read tokens");

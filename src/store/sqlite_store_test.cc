@@ -75,6 +75,41 @@ TEST(SqliteStore, ReopeningAFileKeepsEveryRecord) {
   }
 }
 
+// A database written before tokens had owners, expiry and revocation
+// (schema version 2) opens with its tokens intact and the new fields empty.
+TEST(SqliteStore, TokensOfASchemaTwoDatabaseGainEmptyOwnerExpiryAndRevocation) {
+  store_test::TempDir dir;
+  {
+    RawDb db(dir.File("db"));
+    db.Exec(
+        "CREATE TABLE tasks(id INTEGER PRIMARY KEY, job_id INTEGER, state INTEGER, record BLOB);"
+        "CREATE TABLE replicas(id INTEGER PRIMARY KEY, task_id INTEGER, worker_id TEXT,"
+        "  state INTEGER, record BLOB);"
+        "CREATE INDEX replicas_by_task ON replicas(task_id);"
+        "CREATE TABLE workers(id TEXT PRIMARY KEY, record BLOB);"
+        "CREATE TABLE jobs(id INTEGER PRIMARY KEY, record BLOB);"
+        "CREATE TABLE apps(name TEXT, version TEXT, record BLOB, PRIMARY KEY(name, version));"
+        "CREATE TABLE tokens(token_hash TEXT PRIMARY KEY, role INTEGER, created_at_ms INTEGER);"
+        "CREATE TABLE datasets(name TEXT PRIMARY KEY, record BLOB);"
+        "CREATE TABLE training_jobs(id INTEGER PRIMARY KEY, record BLOB);"
+        "INSERT INTO tokens VALUES('" +
+        std::string(64, 'a') + "', " + std::to_string(v1::ROLE_WORKER) +
+        ", 1700000000000);"
+        "PRAGMA user_version=2;");
+  }
+  auto store = MustOpen(dir.File("db"));
+  auto snapshot = store->Load();
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  ASSERT_EQ(snapshot->tokens.size(), 1u);
+  const TokenRecord& t = snapshot->tokens[0];
+  EXPECT_EQ(t.token_hash, std::string(64, 'a'));
+  EXPECT_EQ(t.role, v1::ROLE_WORKER);
+  EXPECT_EQ(t.created_at_ms, 1'700'000'000'000);
+  EXPECT_EQ(t.owner, "");
+  EXPECT_EQ(t.expires_at_ms, 0);
+  EXPECT_EQ(t.revoked_at_ms, 0);
+}
+
 TEST(SqliteStore, FileDatabaseRunsInWalMode) {
   store_test::TempDir dir;
   auto store = MustOpen(dir.File("db"));

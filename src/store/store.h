@@ -25,6 +25,9 @@ struct TokenRecord {
   std::string token_hash;  // Sha256Hex(token)
   v1::Role role = v1::ROLE_UNSPECIFIED;
   int64_t created_at_ms = 0;
+  std::string owner;          // who holds it ("" for tokens made before owners)
+  int64_t expires_at_ms = 0;  // 0: never
+  int64_t revoked_at_ms = 0;  // 0: not revoked
 };
 
 // Upserts, by primary key, applied together or not at all.

@@ -175,8 +175,12 @@ inline v1::TrainingJob FullTrainingJob(uint64_t id, int version = 1) {
 }
 
 inline TokenRecord FullToken(const std::string& hash, int version = 1) {
-  return TokenRecord{hash, version == 1 ? v1::ROLE_SUBMITTER : v1::ROLE_ADMIN,
-                     1'700'000'000'000 + version};
+  return TokenRecord{hash,
+                     version == 1 ? v1::ROLE_SUBMITTER : v1::ROLE_ADMIN,
+                     1'700'000'000'000 + version,
+                     "owner-" + std::to_string(version),
+                     1'800'000'000'000 + version,
+                     version == 1 ? 0 : 1'750'000'000'000 + version};
 }
 
 // One record of every kind, keys derived from `id`.
@@ -217,6 +221,9 @@ inline void ExpectSnapshotEq(const StoreSnapshot& got, const StoreSnapshot& want
     EXPECT_EQ(got.tokens[i].token_hash, want.tokens[i].token_hash);
     EXPECT_EQ(got.tokens[i].role, want.tokens[i].role);
     EXPECT_EQ(got.tokens[i].created_at_ms, want.tokens[i].created_at_ms);
+    EXPECT_EQ(got.tokens[i].owner, want.tokens[i].owner);
+    EXPECT_EQ(got.tokens[i].expires_at_ms, want.tokens[i].expires_at_ms);
+    EXPECT_EQ(got.tokens[i].revoked_at_ms, want.tokens[i].revoked_at_ms);
   }
 }
 
