@@ -170,8 +170,11 @@ void ClusterTest::AddScriptApp(const std::string& name, const std::string& scrip
   ASSERT_TRUE(app.ok()) << app.status();
 }
 
-std::string ClusterTest::AddWorker(const std::string& name, std::vector<std::string> extra) {
-  absl::StatusOr<size_t> index = cluster_->AddWorker(name, std::move(extra));
+std::string ClusterTest::AddWorker(const std::string& name, std::vector<std::string> extra,
+                                   const std::string& owner) {
+  WorkerPlacement placement;
+  placement.owner = owner;
+  absl::StatusOr<size_t> index = cluster_->AddWorker(name, std::move(extra), placement);
   EXPECT_TRUE(index.ok()) << index.status();
   std::string id;
   PollUntil(

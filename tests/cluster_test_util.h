@@ -91,7 +91,9 @@ class ClusterTest : public ::testing::Test {
   void AddScriptApp(const std::string& name, const std::string& script);
   // Starts a worker and waits until the coordinator lists it alive; returns
   // its worker id (empty, with a test failure, if it never shows up).
-  std::string AddWorker(const std::string& name, std::vector<std::string> extra = {});
+  // `owner`: the owner of its token [its name].
+  std::string AddWorker(const std::string& name, std::vector<std::string> extra = {},
+                        const std::string& owner = "");
   // Polls GetTask until the task is done; fails the test on timeout.
   v1::TaskInfo WaitDone(uint64_t id, std::chrono::milliseconds timeout = std::chrono::seconds(60));
   // Polls GetTask until `condition(task)`; returns the task, or nullopt on timeout.

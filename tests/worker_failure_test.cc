@@ -197,5 +197,58 @@ TEST_F(WorkerFailure, CorruptingWorkerIsOutvotedByHonestQuorum) {
   EXPECT_EQ(invalid["honest-2"], 0u);
 }
 
+// Two workers of one owner that corrupt their results alike, beside two
+// honest workers of two other owners: replicas of a task never run on two
+// workers of one owner, so the liars cannot form a quorum and no canonical
+// result is wrong (with one token per worker they won 33 of 60).
+TEST_F(WorkerFailure, TwoLiarsOfOneOwnerCannotFormAQuorum) {
+  StartCluster();
+  AddScriptApp("square", kSquareApp);
+  const std::string liar1 =
+      AddWorker("mallory-1", {"--inject-fault", "corrupt-results"}, "mallory");
+  const std::string liar2 =
+      AddWorker("mallory-2", {"--inject-fault", "corrupt-results"}, "mallory");
+  AddWorker("honest-a", {}, "alice");
+  AddWorker("honest-b", {}, "bob");
+  constexpr int kTasks = 60;
+  v1::SubmitRequest req;
+  for (int i = 0; i < kTasks; ++i) {
+    v1::TaskSpec* t = req.add_tasks();
+    t->set_app("square");
+    t->add_args(std::to_string(i + 2));
+    t->mutable_policy()->set_min_quorum(2);
+  }
+  absl::StatusOr<v1::SubmitResponse> resp = client().Submit(req);
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  int wrong = 0, liar_reports = 0;
+  for (int i = 0; i < kTasks; ++i) {
+    v1::TaskInfo t = WaitDone(resp->task_ids(i));
+    ASSERT_EQ(t.outcome(), v1::OUTCOME_SUCCESS) << t.reason();
+    wrong += Output(t.id(), "square") != std::to_string((i + 2) * (i + 2)) + "\n";
+    int by_mallory = 0;
+    for (const auto& r : t.replicas()) {
+      if (r.worker_id() != liar1 && r.worker_id() != liar2) continue;
+      ++by_mallory;
+      if (r.state() == v1::REPLICA_STATE_REPORTED) ++liar_reports;
+    }
+    EXPECT_LE(by_mallory, 1) << "task " << t.id() << " ran twice under one owner";
+  }
+  EXPECT_EQ(wrong, 0);
+  ASSERT_GT(liar_reports, 0) << "the liars never reported; the test proved nothing";
+
+  CommandResult workers = RunArtel({"workers", "--json", "--coordinator", cluster().address(),
+                                    "--token", cluster().admin_token()});
+  ASSERT_EQ(workers.exit_code, 0) << workers.err;
+  std::map<std::string, std::string> owner;
+  for (const std::string& line : Lines(workers.out)) {
+    nlohmann::json w = nlohmann::json::parse(line);
+    owner[w.at("name").get<std::string>()] = w.at("owner").get<std::string>();
+  }
+  EXPECT_EQ(owner["mallory-1"], "mallory");
+  EXPECT_EQ(owner["mallory-2"], "mallory");
+  EXPECT_EQ(owner["honest-a"], "alice");
+  EXPECT_EQ(owner["honest-b"], "bob");
+}
+
 }  // namespace
 }  // namespace artel::testing

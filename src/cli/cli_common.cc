@@ -128,6 +128,7 @@ nlohmann::json TaskJson(const v1::TaskInfo& t) {
 nlohmann::json WorkerJson(const v1::WorkerInfo& w) {
   return {{"id", w.id()},
           {"name", w.name()},
+          {"owner", w.owner()},
           {"alive", w.alive()},
           {"cores", w.cores()},
           {"memory_bytes", w.memory_bytes()},

@@ -258,15 +258,15 @@ void AddTaskCommands(CLI::App& app) {
   workers->callback([ws] {
     v1::ListWorkersResponse resp = OrFail(Connect(ws->conn)->ListWorkers());
     if (!ws->json) {
-      std::printf("%-16s %-12s %-6s %-5s %-9s %-8s %-10s %-8s %s\n", "ID", "NAME", "ALIVE", "CORES",
-                  "SANDBOXED", "RUNNING", "COMPLETED", "INVALID", "ERRORS");
+      std::printf("%-16s %-12s %-14s %-6s %-5s %-9s %-8s %-10s %-8s %s\n", "ID", "NAME", "OWNER",
+                  "ALIVE", "CORES", "SANDBOXED", "RUNNING", "COMPLETED", "INVALID", "ERRORS");
     }
     for (const auto& w : resp.workers()) {
       if (ws->json) {
         std::cout << WorkerJson(w).dump() << "\n";
       } else {
-        std::printf("%-16s %-12s %-6s %-5u %-9s %-8u %-10llu %-8llu %llu\n", w.id().c_str(),
-                    w.name().c_str(), w.alive() ? "yes" : "no", w.cores(),
+        std::printf("%-16s %-12s %-14s %-6s %-5u %-9s %-8u %-10llu %-8llu %llu\n", w.id().c_str(),
+                    w.name().c_str(), w.owner().c_str(), w.alive() ? "yes" : "no", w.cores(),
                     w.sandboxed() ? "yes" : "NO", w.running(),
                     static_cast<unsigned long long>(w.completed()),
                     static_cast<unsigned long long>(w.invalid()),

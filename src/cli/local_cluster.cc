@@ -143,8 +143,17 @@ absl::StatusOr<size_t> LocalCluster::AddWorker(const std::string& name,
                                    name};
   argv.insert(argv.end(), extra.begin(), extra.end());
   ASSIGN_OR_RETURN(argv, Placed(placement, std::move(argv)));
+  // A coordinator just restarted may refuse the first call or two.
+  absl::StatusOr<v1::CreateTokenResponse> token;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    token = client_->CreateTokenFull(v1::ROLE_WORKER,
+                                     placement.owner.empty() ? name : placement.owner, 0);
+    if (!absl::IsUnavailable(token.status())) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (!token.ok()) return token.status();
   ASSIGN_OR_RETURN(Subprocess p, Subprocess::Start(argv, options_.root / (name + ".log"),
-                                                   {"ARTEL_TOKEN=" + worker_token_}));
+                                                   {"ARTEL_TOKEN=" + token->token()}));
   workers_.push_back(std::move(p));
   return workers_.size() - 1;
 }

@@ -40,6 +40,9 @@ struct WorkerPlacement {
   // coordinator's port: from a network namespace, an address that routes
   // to the coordinator, e.g. the host side of a veth pair. [empty: address()]
   std::string coordinator_host;
+  // The owner of the worker token it gets (a token of its own per worker,
+  // so that replicas of a task may run on two of them). [its name]
+  std::string owner;
 };
 
 // Not thread-safe. Destruction kills every process it started.

@@ -230,6 +230,12 @@ absl::StatusOr<v1::CreateTokenResponse> Coordinator::CreateToken(v1::Role role,
   return response;
 }
 
+std::string Coordinator::OwnerOf(const std::string& token) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = tokens_.find(Sha256Hex(token));
+  return it == tokens_.end() ? "" : it->second.owner;
+}
+
 v1::ListTokensResponse Coordinator::ListTokens() const {
   v1::ListTokensResponse response;
   absl::ReaderMutexLock lock(&mu_);

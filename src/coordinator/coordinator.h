@@ -89,7 +89,12 @@ class Coordinator {
       int64_t timeout_ms);
 
   // ---- workers
-  absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request);
+  // `owner`: the owner of the token the worker called with (OwnerOf).
+  absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request,
+                                                const std::string& owner = "");
+  // The owner of a known token ("" for an unknown one or one made before
+  // tokens had owners).
+  std::string OwnerOf(const std::string& token) const;
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
   absl::StatusOr<v1::FetchWorkResponse> FetchWork(const v1::FetchWorkRequest& request);
   absl::Status Report(const v1::ReportRequest& request);

@@ -25,9 +25,16 @@ std::string NewWorkerId() {
   return id;
 }
 
+// Whose a worker is, for the one-replica-per-owner rule: its owner, or
+// itself when it registered before tokens had owners.
+const std::string& OwnerKey(const v1::WorkerInfo& w) {
+  return w.owner().empty() ? w.id() : w.owner();
+}
+
 }  // namespace
 
-absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterRequest& request) {
+absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterRequest& request,
+                                                           const std::string& owner) {
   if (request.cores() == 0) {
     return absl::InvalidArgumentError("a worker must offer at least one core; pass --cores N");
   }
@@ -46,6 +53,7 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
     w.info.set_gpus(request.gpus());
     w.info.set_gpu_memory_bytes(request.gpu_memory_bytes());
     w.info.set_sandboxed(request.sandboxed());
+    w.info.set_owner(owner.empty() ? id : owner);
     w.info.set_alive(true);
     w.last_heartbeat_ms = now;
     w.info.set_last_heartbeat_ms(now);
@@ -148,13 +156,19 @@ absl::StatusOr<v1::FetchWorkResponse> Coordinator::FetchWork(const v1::FetchWork
         w.info.gpu_memory_bytes() - std::min(gpu_held, w.info.gpu_memory_bytes());
     place.cached_digests.insert(request.cached_digests().begin(), request.cached_digests().end());
     const std::string worker_id = w.info.id();
+    // No two replicas of a task on one worker, nor on two workers of one
+    // owner: two workers of one liar must not form a quorum.
+    const std::string owner = OwnerKey(w.info);
     auto pick = [&] {
       return scheduler_.Pick(
           place, [&](uint64_t id) -> const TaskNeeds& { return tasks_.at(id).needs; },
           [&](uint64_t id) {
             for (uint64_t rid : tasks_.at(id).replica_ids) {
               const v1::ReplicaInfo& r = replicas_.at(rid);
-              if (r.worker_id() == worker_id && !r.abandoned()) return false;
+              if (r.abandoned()) continue;
+              if (r.worker_id() == worker_id) return false;
+              auto other = workers_.find(r.worker_id());
+              if (other != workers_.end() && OwnerKey(other->second.info) == owner) return false;
             }
             return true;
           });

@@ -36,17 +36,18 @@ grpc::Status ToGrpc(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
+std::string BearerToken(const grpc::ServerContext* context) {
+  const auto& md = context->client_metadata();
+  auto it = md.find("authorization");
+  if (it == md.end()) return "";
+  std::string value(it->second.data(), it->second.size());
+  constexpr std::string_view kBearer = "Bearer ";
+  return value.rfind(kBearer, 0) == 0 ? value.substr(kBearer.size()) : value;
+}
+
 grpc::Status Authorize(const Coordinator& coordinator, grpc::ServerContext* context,
                        std::initializer_list<v1::Role> roles) {
-  const auto& md = context->client_metadata();
-  std::string token;
-  auto it = md.find("authorization");
-  if (it != md.end()) {
-    std::string value(it->second.data(), it->second.size());
-    constexpr std::string_view kBearer = "Bearer ";
-    token = value.rfind(kBearer, 0) == 0 ? value.substr(kBearer.size()) : value;
-  }
-  absl::StatusOr<v1::Role> role = coordinator.Authenticate(token);
+  absl::StatusOr<v1::Role> role = coordinator.Authenticate(BearerToken(context));
   if (!role.ok()) return ToGrpc(role.status());
   if (*role == v1::ROLE_ADMIN) return grpc::Status::OK;
   std::string wanted;
@@ -220,7 +221,7 @@ grpc::Status ClientServiceImpl::ListTrainingJobs(grpc::ServerContext* ctx,
 grpc::Status WorkerServiceImpl::Register(grpc::ServerContext* ctx, const v1::RegisterRequest* req,
                                          v1::RegisterResponse* resp) {
   return Guarded(coordinator_, ctx, {kWorker}, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(*resp, coordinator_.Register(*req));
+    ASSIGN_OR_RETURN(*resp, coordinator_.Register(*req, coordinator_.OwnerOf(BearerToken(ctx))));
     return absl::OkStatus();
   });
 }

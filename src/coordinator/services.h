@@ -13,6 +13,9 @@ namespace artel {
 grpc::Status ToGrpc(const absl::Status& status);
 
 // OK if the call carries a token with one of `roles` (admin always passes).
+// The token of a call: its "authorization" metadata without "Bearer "
+// ("" when absent).
+std::string BearerToken(const grpc::ServerContext* context);
 grpc::Status Authorize(const Coordinator& coordinator, grpc::ServerContext* context,
                        std::initializer_list<v1::Role> roles);
 
