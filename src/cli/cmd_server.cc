@@ -36,6 +36,7 @@ struct CoordinatorFlags {
   std::string listen = "127.0.0.1:7700";
   std::string heartbeat = "1s";
   std::string worker_timeout = "5s";
+  uint32_t owner_max_in_flight = 1024;
 };
 
 void RunCoordinator(const CoordinatorFlags& f) {
@@ -44,6 +45,7 @@ void RunCoordinator(const CoordinatorFlags& f) {
   options.listen = f.listen;
   options.coordinator.heartbeat_interval_ms = OrFail(ParseDurationMs(f.heartbeat));
   options.coordinator.worker_timeout_ms = OrFail(ParseDurationMs(f.worker_timeout));
+  options.coordinator.max_in_flight_per_owner = f.owner_max_in_flight;
   if (options.coordinator.worker_timeout_ms < 2 * options.coordinator.heartbeat_interval_ms) {
     Fail("--worker-timeout must be at least two heartbeat intervals; raise it", 2);
   }
@@ -140,6 +142,10 @@ void AddServerCommands(CLI::App& app) {
       ->capture_default_str();
   c->add_option("--worker-timeout", coord->worker_timeout,
                 "silence after which a worker's replicas are lost and re-placed")
+      ->capture_default_str();
+  c->add_option("--owner-max-in-flight", coord->owner_max_in_flight,
+                "most replicas the workers of one owner hold at once")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   c->callback([coord] { RunCoordinator(*coord); });
 

@@ -36,6 +36,9 @@ struct CoordinatorOptions {
   uint32_t max_tasks_per_submit = 100'000;
   uint32_t max_assignments_per_fetch = 512;
   uint32_t max_fetch_wait_ms = 5000;  // longest long poll of FetchWork [5 s]
+  // Most replicas the workers of one owner may hold at once, so that one
+  // party cannot take over the grid's work with many machines [1024].
+  uint32_t max_in_flight_per_owner = 1024;
 };
 
 // Counters for the summary printed by the demo and benchmarks.

@@ -663,6 +663,25 @@ TEST_F(CoordinatorTest, RevokedAndExpiredTokensFailWithTheReason) {
   EXPECT_EQ(*coord_->Authenticate(second_admin->token()), v1::ROLE_ADMIN);
 }
 
+// One owner's workers hold at most max_in_flight_per_owner replicas at a
+// time, however many machines it brings; another owner has a cap of its own.
+TEST_F(CoordinatorTest, AnOwnersWorkersHoldAtMostTheOwnersCapOfReplicas) {
+  options_.max_in_flight_per_owner = 2;
+  ASSERT_NO_FATAL_FAILURE(Restart());
+  std::vector<v1::TaskSpec> specs(5, Spec());
+  ASSERT_EQ(Submit(specs).size(), 5u);
+  const std::string a1 = RegisterWorker("acme-1", "acme");
+  const std::string a2 = RegisterWorker("acme-2", "acme");
+  const std::string other = RegisterWorker("other", "bob");
+  EXPECT_EQ(Fetch(a1, 4).size(), 2u);
+  EXPECT_EQ(Fetch(a2, 4).size(), 0u) << "acme's cap is already held by acme-1";
+  EXPECT_EQ(Fetch(other, 4).size(), 2u) << "bob's own cap, whatever acme holds";
+  v1::ListWorkersResponse workers = coord_->ListWorkers();
+  for (const v1::WorkerInfo& w : workers.workers()) {
+    EXPECT_EQ(w.owner(), w.name() == "other" ? "bob" : "acme") << w.name();
+  }
+}
+
 TEST_F(CoordinatorTest, EnsureAdminTokenCreatesOnlyOnce) {
   auto first = coord_->EnsureAdminToken();
   ASSERT_TRUE(first.ok()) << first.status();

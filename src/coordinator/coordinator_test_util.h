@@ -100,12 +100,13 @@ class CoordinatorTest : public ::testing::Test {
     return ids.empty() ? 0 : ids[0];
   }
 
-  std::string RegisterWorker(const std::string& name) {
+  // `owner`: its token's owner ("": the worker is its own owner).
+  std::string RegisterWorker(const std::string& name, const std::string& owner = "") {
     v1::RegisterRequest request;
     request.set_name(name);
     request.set_cores(4);
     request.set_memory_bytes(8 * kGiB);
-    auto response = coord_->Register(request);
+    auto response = coord_->Register(request, owner);
     EXPECT_TRUE(response.ok()) << response.status();
     return response.ok() ? response->worker_id() : std::string();
   }

@@ -147,18 +147,25 @@ absl::StatusOr<v1::FetchWorkResponse> Coordinator::FetchWork(const v1::FetchWork
     place.free_side_slots = request.free_side_slots();
     place.free_memory_bytes = request.free_memory_bytes();
     // GPU memory is not in the request: subtract what this worker holds.
+    // And count what its owner's workers hold, against the owner's cap.
+    const std::string owner = OwnerKey(w.info);
     uint64_t gpu_held = 0;
+    uint32_t owner_held = 0;
     for (uint64_t rid : in_progress_) {
       const v1::ReplicaInfo& r = replicas_.at(rid);
       if (r.worker_id() == w.info.id()) gpu_held += tasks_.at(r.task_id()).needs.gpu_memory_bytes;
+      auto holder = workers_.find(r.worker_id());
+      if (holder != workers_.end() && OwnerKey(holder->second.info) == owner) ++owner_held;
     }
+    place.max_tasks =
+        std::min(place.max_tasks, options_.max_in_flight_per_owner -
+                                      std::min(owner_held, options_.max_in_flight_per_owner));
     place.gpu_memory_bytes =
         w.info.gpu_memory_bytes() - std::min(gpu_held, w.info.gpu_memory_bytes());
     place.cached_digests.insert(request.cached_digests().begin(), request.cached_digests().end());
     const std::string worker_id = w.info.id();
     // No two replicas of a task on one worker, nor on two workers of one
     // owner: two workers of one liar must not form a quorum.
-    const std::string owner = OwnerKey(w.info);
     auto pick = [&] {
       return scheduler_.Pick(
           place, [&](uint64_t id) -> const TaskNeeds& { return tasks_.at(id).needs; },
