@@ -100,6 +100,9 @@ TEST_F(TrainingTest, SyncStepEqualsSingleProcessStep) {
   // [0, 32) of shard 0 and of shard 1. An SGD step on 2 workers' batches
   // takes twice --lr by default (--lr-scale auto: linear for SGD).
   EXPECT_EQ(job.spec().lr_scale(), "linear");
+  CommandResult shown = RunArtel({"job", "show", std::to_string(id), "--json"}, Env());
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_EQ(nlohmann::json::parse(Lines(shown.out).at(0)).at("lr_scale"), "linear") << shown.out;
   const double loss = ExpectOneSgdStepOnTheFirstRowsOfTwoShards(client(), dir(), ModelFile(),
                                                                 TrainFile(), job, "0.1");
   EXPECT_NEAR(job.history(0).loss(), loss, 1e-5);
