@@ -1,5 +1,7 @@
 #include "cli/cli_common.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <iostream>
 
 namespace artel::cli {
@@ -101,6 +103,11 @@ nlohmann::json TaskJson(const v1::TaskInfo& t) {
       {"reason", t.reason()},
       {"created_at_ms", t.created_at_ms()},
       {"finished_at_ms", t.finished_at_ms()},
+      // False only for a result accepted from one trusted replica (adaptive
+      // replication) that no other replica has confirmed yet.
+      {"verified", !t.unverified()},
+      {"spot_check_pending", t.spot_check()},
+      {"reopened", t.reopened()},
   };
   nlohmann::json outputs = nlohmann::json::array();
   for (const auto& f : t.outputs()) {
@@ -111,6 +118,8 @@ nlohmann::json TaskJson(const v1::TaskInfo& t) {
   for (const auto& r : t.replicas()) {
     nlohmann::json rj = {{"id", r.id()},
                          {"worker", r.worker_id()},
+                         {"owner", r.owner()},
+                         {"credit", r.credit()},
                          {"state", ReplicaStateName(r.state())},
                          {"result", ResultName(r.result())},
                          {"exit_code", r.exit_code()},
@@ -125,7 +134,25 @@ nlohmann::json TaskJson(const v1::TaskInfo& t) {
   return j;
 }
 
+std::string FormatCredit(double core_seconds) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f", core_seconds);
+  return buf;
+}
+
 nlohmann::json WorkerJson(const v1::WorkerInfo& w) {
+  nlohmann::json reliability = nlohmann::json::array();
+  nlohmann::json trusted = nlohmann::json::array();
+  uint32_t streak = 0;
+  for (const auto& r : w.reliability()) {
+    reliability.push_back({{"app", r.app()},
+                           {"consecutive_valid", r.consecutive_valid()},
+                           {"valid", r.valid()},
+                           {"invalid", r.invalid()},
+                           {"trusted", r.trusted()}});
+    if (r.trusted()) trusted.push_back(r.app());
+    streak = std::max(streak, r.consecutive_valid());
+  }
   return {{"id", w.id()},
           {"name", w.name()},
           {"owner", w.owner()},
@@ -138,7 +165,11 @@ nlohmann::json WorkerJson(const v1::WorkerInfo& w) {
           {"completed", w.completed()},
           {"invalid", w.invalid()},
           {"errors", w.errors()},
-          {"last_heartbeat_ms", w.last_heartbeat_ms()}};
+          {"last_heartbeat_ms", w.last_heartbeat_ms()},
+          {"credit", w.credit()},
+          {"reliability", reliability},
+          {"consecutive_valid", streak},
+          {"trusted", trusted}};
 }
 
 }  // namespace artel::cli

@@ -41,6 +41,8 @@ std::string ResultName(v1::ResultKind kind);
 absl::StatusOr<v1::TaskState> ParseState(const std::string& name);
 
 nlohmann::json TaskJson(const v1::TaskInfo& task);
+// Core-seconds with one decimal.
+std::string FormatCredit(double core_seconds);
 nlohmann::json WorkerJson(const v1::WorkerInfo& worker);
 
 // Registers every subcommand on `app`.

@@ -2,10 +2,12 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "cli/cli_common.h"
 #include "common/units.h"
 #include "coordinator/server.h"
@@ -100,11 +102,22 @@ void RunWorker(const WorkerFlags& f) {
   if (f.cores == 0) Fail("--cores must be at least 1", 2);
   options.warm_executors = !f.cold;
   options.executor_idle_ms = OrFail(ParseDurationMs(f.executor_idle));
-  if (f.inject_fault == "corrupt-results") {
-    options.runner.corrupt_results = true;
-    spdlog::warn("fault injection on: this worker corrupts every result it reports (testing aid)");
+  if (f.inject_fault == "corrupt-results" || f.inject_fault.rfind("corrupt-results:", 0) == 0) {
+    double rate = 1;
+    const std::string tail = f.inject_fault.substr(std::min<size_t>(f.inject_fault.size(), 16));
+    if (!tail.empty() && (!absl::SimpleAtod(tail, &rate) || !(rate > 0 && rate <= 1))) {
+      Fail("--inject-fault corrupt-results:RATE needs a RATE in (0, 1], e.g. corrupt-results:0.1",
+           2);
+    }
+    options.runner.corrupt_rate = rate;
+    spdlog::warn(
+        "fault injection on: this worker corrupts {:.0f} % of the results it reports "
+        "(testing aid)",
+        rate * 100);
   } else if (!f.inject_fault.empty()) {
-    Fail("unknown --inject-fault '" + f.inject_fault + "'; the only one is corrupt-results", 2);
+    Fail("unknown --inject-fault '" + f.inject_fault +
+             "'; known: corrupt-results, corrupt-results:RATE",
+         2);
   }
   std::unique_ptr<Sandbox> sandbox;
   absl::StatusOr<std::unique_ptr<BubblewrapSandbox>> bwrap = BubblewrapSandbox::Create();
@@ -162,7 +175,8 @@ void AddServerCommands(CLI::App& app) {
   w->add_option("--gpus", wf->gpus, "GPUs lent to tasks")->capture_default_str();
   w->add_option("--gpu-memory", wf->gpu_memory, "memory of one GPU, e.g. 16G");
   w->add_option("--inject-fault", wf->inject_fault,
-                "TESTING AID: corrupt-results makes this worker report wrong results");
+                "TESTING AID: corrupt-results makes this worker report wrong results; "
+                "corrupt-results:RATE only that share of them, e.g. corrupt-results:0.1");
   w->add_flag("--no-warm-executors", wf->cold,
               "run every task as a fresh process, even for persistent apps such as artel-ml");
   w->add_option("--executor-idle", wf->executor_idle,

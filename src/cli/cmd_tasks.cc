@@ -1,4 +1,5 @@
-// Researcher commands: submit, status, wait, result, cancel, tasks, workers.
+// Researcher commands: submit, status, wait, result, cancel, tasks, workers,
+// credit.
 #include <iostream>
 #include <set>
 
@@ -14,7 +15,8 @@ struct SubmitFlags {
   std::vector<std::string> args, inputs;
   uint32_t count = 1, quorum = 0, replicas = 0, max_total = 0, max_errors = 0, cores = 0;
   std::string lease, deadline, memory, wall_time, gpu_memory;
-  bool wait = false, json = false;
+  double spot_check = 0;
+  bool adaptive = false, wait = false, json = false;
 };
 
 std::string ReplaceAll(std::string s, const std::string& from, const std::string& to) {
@@ -93,6 +95,8 @@ void Submit(const SubmitFlags& f) {
     p->set_target_replicas(f.replicas);
     p->set_max_total_replicas(f.max_total);
     p->set_max_error_replicas(f.max_errors);
+    p->set_adaptive(f.adaptive);
+    p->set_spot_check_rate(f.spot_check);
     if (!f.lease.empty()) p->set_lease_ms(OrFail(ParseDurationMs(f.lease)));
     if (!f.deadline.empty()) p->set_deadline_ms(OrFail(ParseDurationMs(f.deadline)));
     v1::Resources* r = t->mutable_resources();
@@ -126,15 +130,24 @@ void PrintStatus(const v1::TaskInfo& t) {
   const auto& p = t.spec().policy();
   std::cout << "  policy:  quorum " << p.min_quorum() << ", replicas " << p.target_replicas()
             << ", max total " << p.max_total_replicas() << ", max errors " << p.max_error_replicas()
-            << ", lease " << FormatDurationMs(p.lease_ms()) << "\n";
+            << ", lease " << FormatDurationMs(p.lease_ms());
+  if (p.adaptive()) std::cout << ", adaptive (spot checks " << p.spot_check_rate() << ")";
+  std::cout << "\n";
+  if (t.unverified()) {
+    std::cout << "  verified: no - accepted from one trusted replica"
+              << (t.spot_check() ? "; a spot check is running" : "") << "\n";
+  }
+  if (t.reopened() > 0) std::cout << "  re-opened: " << t.reopened() << " time(s)\n";
   for (const auto& f : t.outputs()) {
     std::cout << "  output:  " << f.name() << " (" << FormatBytes(f.size()) << ")\n";
   }
   for (const auto& r : t.replicas()) {
-    std::cout << "  replica " << r.id() << " on " << r.worker_id() << ": "
+    std::cout << "  replica " << r.id() << " on " << r.worker_id()
+              << (r.owner().empty() ? "" : " (" + r.owner() + ")") << ": "
               << ReplicaStateName(r.state());
     if (r.state() == v1::REPLICA_STATE_REPORTED) std::cout << " " << ResultName(r.result());
     if (r.validity() == v1::VALIDITY_VALID) std::cout << ", valid";
+    if (r.credit() > 0) std::cout << ", credit " << FormatCredit(r.credit());
     if (r.validity() == v1::VALIDITY_INVALID) std::cout << ", INVALID (outvoted)";
     if (!r.error().empty()) std::cout << " - " << r.error();
     std::cout << "\n";
@@ -159,6 +172,13 @@ void AddTaskCommands(CLI::App& app) {
   s->add_option("--replicas", sf->replicas, "replicas started at once [quorum]");
   s->add_option("--max-total", sf->max_total, "most replicas ever created [8]");
   s->add_option("--max-errors", sf->max_errors, "host errors and losses tolerated [3]");
+  s->add_flag("--adaptive", sf->adaptive,
+              "adaptive replication: a worker trusted with this app version (10 results in a row "
+              "confirmed by other owners) runs the task alone; its result is accepted unverified "
+              "and re-validated if that worker is later caught lying. Needs --quorum 2 or more");
+  s->add_option("--spot-check", sf->spot_check,
+                "with --adaptive: share of results accepted alone that one more replica checks "
+                "[0.1]");
   s->add_option("--lease", sf->lease, "silence before a replica is lost, e.g. 30s [30s]");
   s->add_option("--deadline", sf->deadline, "give up after this long, e.g. 1h [none]");
   s->add_option("--cores", sf->cores, "cores per replica [1]");
@@ -258,19 +278,51 @@ void AddTaskCommands(CLI::App& app) {
   workers->callback([ws] {
     v1::ListWorkersResponse resp = OrFail(Connect(ws->conn)->ListWorkers());
     if (!ws->json) {
-      std::printf("%-16s %-12s %-14s %-6s %-5s %-9s %-8s %-10s %-8s %s\n", "ID", "NAME", "OWNER",
-                  "ALIVE", "CORES", "SANDBOXED", "RUNNING", "COMPLETED", "INVALID", "ERRORS");
+      std::printf("%-16s %-12s %-14s %-6s %-5s %-9s %-8s %-10s %-8s %-7s %-7s %-9s %s\n", "ID",
+                  "NAME", "OWNER", "ALIVE", "CORES", "SANDBOXED", "RUNNING", "COMPLETED", "INVALID",
+                  "ERRORS", "STREAK", "CREDIT", "TRUSTED WITH");
     }
     for (const auto& w : resp.workers()) {
       if (ws->json) {
         std::cout << WorkerJson(w).dump() << "\n";
+        continue;
+      }
+      uint32_t streak = 0;
+      std::string trusted;
+      for (const auto& r : w.reliability()) {
+        streak = std::max(streak, r.consecutive_valid());
+        if (r.trusted()) trusted += (trusted.empty() ? "" : ",") + r.app();
+      }
+      std::printf(
+          "%-16s %-12s %-14s %-6s %-5u %-9s %-8u %-10llu %-8llu %-7llu %-7u %-9s %s\n",
+          w.id().c_str(), w.name().c_str(), w.owner().c_str(), w.alive() ? "yes" : "no", w.cores(),
+          w.sandboxed() ? "yes" : "NO", w.running(), static_cast<unsigned long long>(w.completed()),
+          static_cast<unsigned long long>(w.invalid()), static_cast<unsigned long long>(w.errors()),
+          streak, FormatCredit(w.credit()).c_str(), trusted.empty() ? "-" : trusted.c_str());
+    }
+  });
+
+  auto crs = std::make_shared<IdFlags>();
+  CLI::App* credit = app.add_subcommand(
+      "credit",
+      "credit per owner: core-seconds of results the grid accepted (placement to report, capped "
+      "by the task's wall-time limit; nothing for invalid, lost or unneeded results)");
+  AddConnectionOptions(credit, &crs->conn);
+  credit->add_flag("--json", crs->json, "one JSON object per line");
+  credit->callback([crs] {
+    v1::ListCreditResponse resp = OrFail(Connect(crs->conn)->ListCredit());
+    if (!crs->json) std::printf("%-24s %-12s %-9s %s\n", "OWNER", "CREDIT", "RESULTS", "WORKERS");
+    for (const auto& c : resp.owners()) {
+      if (crs->json) {
+        std::cout << nlohmann::json{{"owner", c.owner()},
+                                    {"credit", c.credit()},
+                                    {"results", c.results()},
+                                    {"workers", c.workers()}}
+                         .dump()
+                  << "\n";
       } else {
-        std::printf("%-16s %-12s %-14s %-6s %-5u %-9s %-8u %-10llu %-8llu %llu\n", w.id().c_str(),
-                    w.name().c_str(), w.owner().c_str(), w.alive() ? "yes" : "no", w.cores(),
-                    w.sandboxed() ? "yes" : "NO", w.running(),
-                    static_cast<unsigned long long>(w.completed()),
-                    static_cast<unsigned long long>(w.invalid()),
-                    static_cast<unsigned long long>(w.errors()));
+        std::printf("%-24s %-12s %-9llu %u\n", c.owner().c_str(), FormatCredit(c.credit()).c_str(),
+                    static_cast<unsigned long long>(c.results()), c.workers());
       }
     }
   });

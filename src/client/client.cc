@@ -84,6 +84,12 @@ absl::StatusOr<v1::ListWorkersResponse> Client::ListWorkers() {
   return resp;
 }
 
+absl::StatusOr<v1::ListCreditResponse> Client::ListCredit() {
+  v1::ListCreditResponse resp;
+  ARTEL_UNARY(ListCredit, v1::ListCreditRequest(), resp, "list credit");
+  return resp;
+}
+
 absl::StatusOr<v1::ListAppsResponse> Client::ListApps() {
   v1::ListAppsResponse resp;
   ARTEL_UNARY(ListApps, v1::ListAppsRequest(), resp, "list apps");

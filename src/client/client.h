@@ -36,6 +36,7 @@ class Client {
   absl::StatusOr<v1::JobStatus> GetJob(uint64_t id);
   absl::StatusOr<v1::ListTasksResponse> ListTasks(const v1::ListTasksRequest& request);
   absl::StatusOr<v1::ListWorkersResponse> ListWorkers();
+  absl::StatusOr<v1::ListCreditResponse> ListCredit();
   // Uploads `file` and registers it as app `name` version `version`.
   absl::StatusOr<v1::AppVersion> AddApp(const std::string& name, const std::string& version,
                                         const std::filesystem::path& file);

@@ -8,6 +8,7 @@
 
 #include "common/sha256.h"
 #include "coordinator/policy.h"
+#include "coordinator/reliability.h"
 #include "coordinator/transitioner.h"
 #include "coordinator/validator.h"
 
@@ -46,7 +47,14 @@ v1::TaskEvent EventOf(const v1::TaskInfo& t) {
 
 Coordinator::Coordinator(Store& store, BlobStore& blobs, const Clock& clock,
                          CoordinatorOptions options)
-    : store_(store), blobs_(blobs), clock_(clock), options_(options), commits_(store) {}
+    : store_(store), blobs_(blobs), clock_(clock), options_(options), commits_(store) {
+  uint64_t seed = options.random_seed;
+  if (seed == 0) {
+    ARTEL_CHECK(RAND_bytes(reinterpret_cast<unsigned char*>(&seed), sizeof(seed)) == 1,
+                "no randomness available");
+  }
+  rng_.seed(seed);
+}
 
 Coordinator::~Coordinator() = default;
 
@@ -118,6 +126,11 @@ absl::Status Coordinator::Load() {
   for (auto& [id, task] : tasks_) {
     if (task.info.state() == v1::TASK_STATE_DONE) {
       ++stats_.done;
+      if (task.info.outcome() == v1::OUTCOME_SUCCESS) ++stats_.success;
+      if (task.info.outcome() == v1::OUTCOME_APP_ERROR) ++stats_.app_error;
+      if (task.info.outcome() == v1::OUTCOME_SYSTEM_ERROR) ++stats_.system_error;
+      // A spot check still owed asks for its replica again.
+      if (task.info.unverified() && task.info.spot_check()) TransitLocked(task, batch);
       continue;
     }
     if (task.info.spec().policy().deadline_ms() > 0) with_deadline_.insert(id);
@@ -459,36 +472,107 @@ std::vector<v1::ReplicaInfo*> Coordinator::ReplicasOfLocked(const TaskEntry& tas
 }
 
 void Coordinator::TransitLocked(TaskEntry& task, WriteBatch& batch) {
-  const bool was_done = task.info.state() == v1::TASK_STATE_DONE;
   const v1::TaskState old_state = task.info.state();
+  const v1::Outcome old_outcome = task.info.outcome();
   // Checked at submit, so the name is valid; a tolerance validator reads the
   // replicas' outputs from the blob store.
   const std::unique_ptr<Validator> validator = *MakeValidator(task.info.spec().validator(), blobs_);
   TransitionResult r = Transit(task.info, ReplicasOfLocked(task), *validator, clock_.NowMs());
+  ApplyTransitionLocked(task, r, old_state, old_outcome, batch);
+}
+
+void Coordinator::ApplyTransitionLocked(TaskEntry& task, const TransitionResult& r,
+                                        v1::TaskState old_state, v1::Outcome old_outcome,
+                                        WriteBatch& batch) {
   for (uint64_t id : r.changed_replicas) batch.replicas.push_back(replicas_.at(id));
   for (uint64_t id : r.cancelled_replicas) in_progress_.erase(id);
+  const std::string app = AppKey(task.info);
+  std::vector<std::string> caught;
   for (const std::string& w : r.invalid_workers) {
     auto it = workers_.find(w);
     ++stats_.invalid;
     if (it == workers_.end()) continue;
     it->second.info.set_invalid(it->second.info.invalid() + 1);
+    RecordInvalid(it->second.info, app);
+    batch.workers.push_back(it->second.info);
+    caught.push_back(w);
+  }
+  for (const std::string& w : r.confirmed_workers) {
+    auto it = workers_.find(w);
+    if (it == workers_.end()) continue;
+    RecordConfirmed(it->second.info, app);
     batch.workers.push_back(it->second.info);
   }
   scheduler_.SetNeeded(task.info.id(), r.replicas_needed);
   if (r.replicas_needed > 0) work_.SignalAll();
   if (r.task_changed) batch.tasks.push_back(task.info);
-  if (!was_done && task.info.state() == v1::TASK_STATE_DONE) {
+  const bool was_done = old_state == v1::TASK_STATE_DONE;
+  const bool is_done = task.info.state() == v1::TASK_STATE_DONE;
+  auto count_outcome = [this](v1::Outcome o, int delta) {
+    if (o == v1::OUTCOME_SUCCESS) stats_.success += delta;
+    if (o == v1::OUTCOME_APP_ERROR) stats_.app_error += delta;
+    if (o == v1::OUTCOME_SYSTEM_ERROR) stats_.system_error += delta;
+  };
+  if (!was_done && is_done) {
     ++stats_.done;
     with_deadline_.erase(task.info.id());
-    if (task.info.outcome() == v1::OUTCOME_SUCCESS) ++stats_.success;
-    if (task.info.outcome() == v1::OUTCOME_APP_ERROR) ++stats_.app_error;
-    if (task.info.outcome() == v1::OUTCOME_SYSTEM_ERROR) ++stats_.system_error;
+    count_outcome(task.info.outcome(), 1);
+  } else if (was_done && !is_done) {  // re-opened
+    --stats_.done;
+    count_outcome(old_outcome, -1);
+    if (task.info.spec().policy().deadline_ms() > 0) with_deadline_.insert(task.info.id());
   }
   if (old_state != task.info.state()) {
     CountLocked(task.info, old_state, -1);
     ++task_changes_;
     changed_.SignalAll();
   }
+  for (const std::string& w : caught) ReopenResultsOfLocked(w, batch);
+}
+
+void Coordinator::ReopenResultsOfLocked(const std::string& worker_id, WriteBatch& batch) {
+  auto wit = workers_.find(worker_id);
+  const std::string who =
+      "worker " + worker_id +
+      (wit == workers_.end() ? "" : " (owner " + wit->second.info.owner() + ")");
+  for (auto& [id, task] : tasks_) {
+    const v1::TaskInfo& t = task.info;
+    if (t.state() == v1::TASK_STATE_DONE && t.unverified()) {
+      if (replicas_.at(t.canonical_replica()).worker_id() != worker_id) continue;
+      const v1::TaskState old_state = t.state();
+      const v1::Outcome old_outcome = t.outcome();
+      const std::unique_ptr<Validator> validator = *MakeValidator(t.spec().validator(), blobs_);
+      TransitionResult r = Reopen(
+          task.info, ReplicasOfLocked(task), *validator,
+          "re-validating: its result came from " + who + ", since caught returning a wrong result",
+          clock_.NowMs());
+      ApplyTransitionLocked(task, r, old_state, old_outcome, batch);
+    } else if (t.state() != v1::TASK_STATE_DONE && t.spec().policy().adaptive() &&
+               !t.replicated() && t.solo_replica() != 0 &&
+               replicas_.at(t.solo_replica()).worker_id() == worker_id) {
+      task.info.set_replicated(true);
+      task.info.set_spot_check(false);
+      batch.tasks.push_back(task.info);
+      TransitLocked(task, batch);
+    }
+  }
+}
+
+bool Coordinator::DecideAdaptiveLocked(TaskEntry& task, const v1::ReplicaInfo& replica,
+                                       const v1::WorkerInfo& worker) {
+  v1::TaskInfo& t = task.info;
+  if (!t.spec().policy().adaptive() || t.replicated() || t.solo_replica() != 0 ||
+      t.state() == v1::TASK_STATE_DONE) {
+    return false;
+  }
+  if (Trusted(worker, AppKey(t))) {
+    t.set_solo_replica(replica.id());
+    t.set_spot_check(std::uniform_real_distribution<double>(0.0, 1.0)(rng_) <
+                     t.spec().policy().spot_check_rate());
+  } else {
+    t.set_replicated(true);
+  }
+  return true;
 }
 
 void Coordinator::RetireExecutor(const std::string& key) {

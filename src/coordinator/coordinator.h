@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -25,6 +26,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "coordinator/scheduler.h"
+#include "coordinator/transitioner.h"
 #include "store/commit_queue.h"
 #include "store/store.h"
 
@@ -39,6 +41,8 @@ struct CoordinatorOptions {
   // Most replicas the workers of one owner may hold at once, so that one
   // party cannot take over the grid's work with many machines [1024].
   uint32_t max_in_flight_per_owner = 1024;
+  // Seeds the draw of spot checks (adaptive replication); 0: a random seed.
+  uint64_t random_seed = 0;
 };
 
 // Counters for the summary printed by the demo and benchmarks.
@@ -80,7 +84,10 @@ class Coordinator {
   absl::StatusOr<v1::TaskInfo> GetTask(uint64_t id) const;
   absl::StatusOr<v1::TaskInfo> Cancel(uint64_t id);
   v1::ListTasksResponse ListTasks(const v1::ListTasksRequest& request) const;
+  // Every worker, with its credit (core-seconds of accepted results).
   v1::ListWorkersResponse ListWorkers() const;
+  // Credit per owner, highest first.
+  v1::ListCreditResponse ListCredit() const;
   absl::StatusOr<v1::JobStatus> GetJob(uint64_t id) const;
   absl::StatusOr<v1::AppVersion> AddApp(const v1::AppVersion& app);
   v1::ListAppsResponse ListApps() const;
@@ -144,6 +151,22 @@ class Coordinator {
 
   // Runs the transitioner on one task and records what changed in `batch`.
   void TransitLocked(TaskEntry& task, WriteBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records a transition of `task` (which was in `old_state` with
+  // `old_outcome`): replicas, worker reliability, counters, the scheduler;
+  // re-opens the unverified results of every worker it caught lying.
+  void ApplyTransitionLocked(TaskEntry& task, const TransitionResult& r, v1::TaskState old_state,
+                             v1::Outcome old_outcome, WriteBatch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A worker was caught returning a wrong result: every result it gave that
+  // was accepted unverified is re-validated by fresh replicas, and its solo
+  // replicas still running need a quorum.
+  void ReopenResultsOfLocked(const std::string& worker_id, WriteBatch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Decides, as the first replica of an undecided adaptive task is placed
+  // on `worker`, whether it runs alone (and draws its spot check). True if
+  // the task record changed.
+  bool DecideAdaptiveLocked(TaskEntry& task, const v1::ReplicaInfo& replica,
+                            const v1::WorkerInfo& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A worker that shows signs of life is alive again (and watched again).
   void MarkAliveLocked(WorkerEntry& w, WriteBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Marks an in-progress replica lost (host fault) and re-runs its task.
@@ -194,6 +217,7 @@ class Coordinator {
   std::map<std::pair<std::string, std::string>, v1::AppVersion> apps_ ABSL_GUARDED_BY(mu_);
   std::unordered_map<std::string, TokenRecord> tokens_ ABSL_GUARDED_BY(mu_);  // by hash
   Scheduler scheduler_ ABSL_GUARDED_BY(mu_);
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   CoordinatorStats stats_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -696,5 +696,170 @@ TEST_F(CoordinatorTest, EnsureAdminTokenCreatesOnlyOnce) {
   EXPECT_FALSE(third->has_value());
 }
 
+// ---- adaptive replication and credit
+
+v1::TaskSpec AdaptiveSpec(v1::TaskSpec spec, double spot_check) {
+  spec.mutable_policy()->set_adaptive(true);
+  spec.mutable_policy()->set_spot_check_rate(spot_check);
+  return spec;
+}
+
+const v1::Reliability* FindReliability(const v1::WorkerInfo& w, const std::string& app) {
+  for (const v1::Reliability& r : w.reliability()) {
+    if (r.app() == app) return &r;
+  }
+  return nullptr;
+}
+
+TEST_F(CoordinatorTest, AdaptiveTaskRunsAloneOnceItsWorkerIsTrusted) {
+  const std::string a = RegisterWorker("a", "alice");
+  const std::string b = RegisterWorker("b", "bob");
+  constexpr double kNever = 1e-12;  // a spot check rate that never draws
+  std::vector<uint64_t> warmup =
+      Submit(std::vector<v1::TaskSpec>(10, AdaptiveSpec(Spec(2), kNever)));
+  for (uint64_t id : warmup) {
+    const uint64_t ra = FetchOne(a);
+    const uint64_t rb = FetchOne(b);
+    clock_.AdvanceMs(1'500);
+    ARTEL_ASSERT_OK(ReportSuccess(a, ra));
+    ARTEL_ASSERT_OK(ReportSuccess(b, rb));
+    const v1::TaskInfo t = Task(id);
+    ASSERT_EQ(t.outcome(), v1::OUTCOME_SUCCESS);
+    EXPECT_TRUE(t.replicated()) << "untrusted workers run a quorum";
+    EXPECT_FALSE(t.unverified());
+  }
+  const v1::WorkerInfo worker_a = Worker(a);
+  const v1::Reliability* rel = FindReliability(worker_a, "primes@1");
+  ASSERT_NE(rel, nullptr);
+  EXPECT_EQ(rel->consecutive_valid(), 10u);
+  EXPECT_TRUE(rel->trusted());
+
+  const uint64_t solo_task = SubmitOne(AdaptiveSpec(Spec(2), kNever));
+  const uint64_t solo = FetchOne(a);
+  EXPECT_TRUE(Fetch(b).empty()) << "a trusted worker's replica runs alone";
+  clock_.AdvanceMs(2'000);
+  ARTEL_ASSERT_OK(ReportSuccess(a, solo));
+  v1::TaskInfo t = Task(solo_task);
+  EXPECT_EQ(t.outcome(), v1::OUTCOME_SUCCESS);
+  EXPECT_TRUE(t.unverified());
+  EXPECT_EQ(t.solo_replica(), solo);
+
+  // Credit: 10 warm-up results of 1.5 s each plus the solo one of 2 s, on
+  // one core.
+  v1::ListCreditResponse credit = coord_->ListCredit();
+  ASSERT_GE(credit.owners_size(), 2);
+  EXPECT_EQ(credit.owners(0).owner(), "alice");
+  EXPECT_DOUBLE_EQ(credit.owners(0).credit(), 17.0);
+  EXPECT_EQ(credit.owners(0).results(), 11u);
+  EXPECT_DOUBLE_EQ(Worker(a).credit(), 17.0);
+
+  ASSERT_NO_FATAL_FAILURE(Restart());
+  EXPECT_TRUE(Task(solo_task).unverified());
+  EXPECT_TRUE(FindReliability(Worker(a), "primes@1")->trusted());
+  EXPECT_DOUBLE_EQ(coord_->ListCredit().owners(0).credit(), 17.0);
+}
+
+TEST_F(CoordinatorTest, ACaughtWorkersUnverifiedResultsAreReopenedAndItsCreditTakenBack) {
+  const std::string liar = RegisterWorker("liar", "mallory");
+  const std::string b = RegisterWorker("b", "bob");
+  const std::string c = RegisterWorker("c", "carol");
+  constexpr double kNever = 1e-12;
+  Submit(std::vector<v1::TaskSpec>(10, AdaptiveSpec(Spec(2), kNever)));
+  for (int i = 0; i < 10; ++i) {
+    const uint64_t r1 = FetchOne(liar);
+    const uint64_t r2 = FetchOne(b);
+    clock_.AdvanceMs(1'000);
+    ARTEL_ASSERT_OK(ReportSuccess(liar, r1));
+    ARTEL_ASSERT_OK(ReportSuccess(b, r2));
+  }
+  ASSERT_TRUE(FindReliability(Worker(liar), "primes@1")->trusted());
+
+  // Trusted now, it lies on a task nobody checks...
+  const uint64_t fooled = SubmitOne(AdaptiveSpec(Spec(2), kNever));
+  const uint64_t lie = FetchOne(liar);
+  clock_.AdvanceMs(1'000);
+  ARTEL_ASSERT_OK(ReportSuccess(liar, lie, "a wrong answer\n"));
+  ASSERT_EQ(Task(fooled).outcome(), v1::OUTCOME_SUCCESS);
+  ASSERT_TRUE(Task(fooled).unverified());
+  EXPECT_GT(Replica(fooled, lie).credit(), 0.0);
+
+  // ...and on one that a spot check (rate 1) catches.
+  const uint64_t checked = SubmitOne(AdaptiveSpec(Spec(2), 1.0));
+  const uint64_t lie2 = FetchOne(liar);
+  ARTEL_ASSERT_OK(ReportSuccess(liar, lie2, "another wrong answer\n"));
+  EXPECT_TRUE(Task(checked).spot_check());
+  EXPECT_TRUE(Fetch(liar).empty()) << "no check on the liar's own owner";
+  const uint64_t check = FetchOne(b);
+  ARTEL_ASSERT_OK(ReportSuccess(b, check));
+  v1::TaskInfo t = Task(checked);
+  EXPECT_EQ(t.state(), v1::TASK_STATE_PENDING) << "one vote each: re-opened for a tie-break";
+  EXPECT_THAT(t.reason(), HasSubstr("spot check disagreed"));
+  const uint64_t tie_break = FetchOne(c);
+  ARTEL_ASSERT_OK(ReportSuccess(c, tie_break));
+  t = Task(checked);
+  EXPECT_EQ(t.outcome(), v1::OUTCOME_SUCCESS);
+  EXPECT_EQ(Replica(checked, lie2).validity(), v1::VALIDITY_INVALID);
+
+  // Caught: its earlier unverified result is re-opened, its credit gone.
+  t = Task(fooled);
+  EXPECT_NE(t.state(), v1::TASK_STATE_DONE);
+  EXPECT_THAT(t.reason(), HasSubstr("caught returning a wrong result"));
+  EXPECT_TRUE(t.outputs().empty());
+  EXPECT_EQ(t.reopened(), 1u);
+  EXPECT_EQ(Replica(fooled, lie).credit(), 0.0);
+  const v1::WorkerInfo caught = Worker(liar);
+  const v1::Reliability* rel = FindReliability(caught, "primes@1");
+  ASSERT_NE(rel, nullptr);
+  EXPECT_FALSE(rel->trusted());
+  EXPECT_EQ(rel->consecutive_valid(), 0u);
+
+  // Fresh replicas of other owners decide it.
+  const uint64_t r1 = FetchOne(b);
+  ARTEL_ASSERT_OK(ReportSuccess(b, r1));
+  const uint64_t r2 = FetchOne(c);
+  ARTEL_ASSERT_OK(ReportSuccess(c, r2));
+  t = Task(fooled);
+  EXPECT_EQ(t.outcome(), v1::OUTCOME_SUCCESS);
+  EXPECT_FALSE(t.unverified());
+  EXPECT_NE(t.canonical_replica(), lie);
+  EXPECT_EQ(Replica(fooled, lie).validity(), v1::VALIDITY_INVALID);
+  EXPECT_EQ(Worker(liar).invalid(), 2u);
+  const v1::ListCreditResponse credit = coord_->ListCredit();
+  for (const v1::OwnerCredit& oc : credit.owners()) {
+    if (oc.owner() == "mallory") EXPECT_EQ(oc.results(), 10u) << "only its confirmed results";
+  }
+
+  // A new adaptive task now runs a quorum even when the liar fetches first.
+  const uint64_t next = SubmitOne(AdaptiveSpec(Spec(2), kNever));
+  FetchOne(liar);
+  EXPECT_TRUE(Task(next).replicated());
+}
+
+TEST_F(CoordinatorTest, HostErrorResetsTrust) {
+  const std::string a = RegisterWorker("a", "alice");
+  const std::string b = RegisterWorker("b", "bob");
+  Submit(std::vector<v1::TaskSpec>(10, AdaptiveSpec(Spec(2), 0.5)));
+  for (int i = 0; i < 10; ++i) {
+    const uint64_t r1 = FetchOne(a);
+    const uint64_t r2 = FetchOne(b);
+    ARTEL_ASSERT_OK(ReportSuccess(a, r1));
+    ARTEL_ASSERT_OK(ReportSuccess(b, r2));
+  }
+  ASSERT_TRUE(FindReliability(Worker(a), "primes@1")->trusted());
+  SubmitOne(AdaptiveSpec(Spec(2), 0.5));
+  v1::ReportRequest request;
+  request.set_worker_id(a);
+  v1::ReplicaReport* report = request.add_reports();
+  report->set_replica_id(FetchOne(a));
+  report->set_result(v1::RESULT_KIND_HOST_ERROR);
+  report->set_error("disk full");
+  ARTEL_ASSERT_OK(coord_->Report(request));
+  const v1::WorkerInfo after = Worker(a);
+  const v1::Reliability* rel = FindReliability(after, "primes@1");
+  ASSERT_NE(rel, nullptr);
+  EXPECT_FALSE(rel->trusted());
+  EXPECT_EQ(rel->invalid(), 0u) << "a host error is no lie";
+}
+
 }  // namespace
 }  // namespace artel::coordinator_test

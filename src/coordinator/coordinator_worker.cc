@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 
 #include "coordinator/coordinator.h"
+#include "coordinator/reliability.h"
 #include "coordinator/transitioner.h"
 
 namespace artel {
@@ -196,6 +197,7 @@ absl::StatusOr<v1::FetchWorkResponse> Coordinator::FetchWork(const v1::FetchWork
       r.set_id(next_replica_id_++);
       r.set_task_id(task_id);
       r.set_worker_id(worker_id);
+      r.set_owner(owner);
       r.set_state(v1::REPLICA_STATE_IN_PROGRESS);
       r.set_created_at_ms(now);
       r.set_lease_expiry_ms(now + static_cast<int64_t>(spec.policy().lease_ms()));
@@ -214,6 +216,7 @@ absl::StatusOr<v1::FetchWorkResponse> Coordinator::FetchWork(const v1::FetchWork
       batch.replicas.push_back(r);
       in_progress_.insert(r.id());
       task.replica_ids.push_back(r.id());
+      if (DecideAdaptiveLocked(task, r, w.info)) batch.tasks.push_back(task.info);
       replicas_.emplace(r.id(), std::move(r));
       ++stats_.replicas;
       TransitLocked(task, batch);
@@ -298,8 +301,9 @@ absl::Status Coordinator::ApplyReportLocked(const std::string& worker_id,
   WorkerEntry& w = workers_.at(worker_id);
   if (r.result() != v1::RESULT_KIND_HOST_ERROR) {
     w.info.set_completed(w.info.completed() + 1);
-  } else if (!was_lost) {
-    w.info.set_errors(w.info.errors() + 1);  // a loss was already counted
+  } else {
+    RecordHostError(w.info, AppKey(task.info));
+    if (!was_lost) w.info.set_errors(w.info.errors() + 1);  // a loss was already counted
   }
   batch.workers.push_back(w.info);
   batch.replicas.push_back(r);
@@ -372,12 +376,42 @@ v1::ListWorkersResponse Coordinator::ListWorkers() const {
   absl::ReaderMutexLock lock(&mu_);
   std::map<std::string, uint32_t> running;
   for (uint64_t rid : in_progress_) ++running[replicas_.at(rid).worker_id()];
+  std::map<std::string, double> credit;
+  for (const auto& [rid, r] : replicas_) {
+    if (r.credit() > 0) credit[r.worker_id()] += r.credit();
+  }
   for (const auto& [id, w] : workers_) {
     v1::WorkerInfo* info = out.add_workers();
     *info = w.info;
     info->set_last_heartbeat_ms(w.last_heartbeat_ms);
     info->set_running(running[id]);
+    info->set_credit(credit[id]);
   }
+  return out;
+}
+
+v1::ListCreditResponse Coordinator::ListCredit() const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::map<std::string, v1::OwnerCredit> by_owner;
+  for (const auto& [id, w] : workers_) {
+    v1::OwnerCredit& c = by_owner[OwnerKey(w.info)];
+    c.set_owner(OwnerKey(w.info));
+    c.set_workers(c.workers() + 1);
+  }
+  for (const auto& [rid, r] : replicas_) {
+    if (r.credit() <= 0) continue;
+    const std::string& owner = r.owner().empty() ? r.worker_id() : r.owner();
+    v1::OwnerCredit& c = by_owner[owner];
+    c.set_owner(owner);
+    c.set_credit(c.credit() + r.credit());
+    c.set_results(c.results() + 1);
+  }
+  std::vector<v1::OwnerCredit> sorted;
+  for (auto& [owner, c] : by_owner) sorted.push_back(std::move(c));
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const auto& a, const auto& b) { return a.credit() > b.credit(); });
+  v1::ListCreditResponse out;
+  for (v1::OwnerCredit& c : sorted) *out.add_owners() = std::move(c);
   return out;
 }
 

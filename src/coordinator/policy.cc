@@ -13,6 +13,7 @@ v1::RedundancyPolicy WithDefaults(const v1::RedundancyPolicy& in) {
     p.set_max_total_replicas(std::max(kDefaultMaxTotalReplicas, p.target_replicas()));
   }
   if (p.lease_ms() == 0) p.set_lease_ms(kDefaultLeaseMs);
+  if (p.adaptive() && p.spot_check_rate() == 0) p.set_spot_check_rate(kDefaultSpotCheckRate);
   return p;
 }
 
@@ -53,6 +54,21 @@ absl::Status CheckPolicy(const v1::RedundancyPolicy& p) {
   if (p.lease_ms() < kMinLeaseMs) {
     return absl::InvalidArgumentError("lease " + n(p.lease_ms()) +
                                       " ms is too short for workers to heartbeat; use at least 1s");
+  }
+  if (p.spot_check_rate() != 0 && !p.adaptive()) {
+    return absl::InvalidArgumentError(
+        "a spot-check rate only applies to adaptive replication; add --adaptive or drop "
+        "--spot-check");
+  }
+  if (p.adaptive() && !(p.spot_check_rate() > 0 && p.spot_check_rate() <= 1)) {
+    return absl::InvalidArgumentError("spot-check rate " + std::to_string(p.spot_check_rate()) +
+                                      " is not in (0, 1]; e.g. --spot-check 0.1 checks one "
+                                      "result in ten");
+  }
+  if (p.adaptive() && p.min_quorum() < 2) {
+    return absl::InvalidArgumentError(
+        "--adaptive lowers a quorum of 2 or more to one trusted replica; with quorum " +
+        n(p.min_quorum()) + " there is nothing to lower: add --quorum 2");
   }
   if (p.deadline_ms() != 0 && p.deadline_ms() < p.lease_ms()) {
     return absl::InvalidArgumentError("deadline " + n(p.deadline_ms()) +

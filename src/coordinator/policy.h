@@ -15,6 +15,7 @@ inline constexpr uint64_t kMinLeaseMs = 1'000;
 inline constexpr uint32_t kMaxQuorum = 32;
 inline constexpr uint32_t kMaxTotalReplicasLimit = 64;
 inline constexpr uint64_t kDefaultTaskMemoryBytes = 256ull << 20;
+inline constexpr double kDefaultSpotCheckRate = 0.1;
 
 // Fills zero fields with their defaults (see RedundancyPolicy in the proto).
 v1::RedundancyPolicy WithDefaults(const v1::RedundancyPolicy& policy);

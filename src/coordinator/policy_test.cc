@@ -107,5 +107,35 @@ TEST(Policy, DeadlineShorterThanLeaseSaysToRaiseDeadlineOrLowerLease) {
   EXPECT_TRUE(CheckPolicy(Policy(1, 1, 8, 10'000, /*deadline_ms=*/10'000)).ok());
 }
 
+TEST(Policy, AdaptiveGetsATenPercentSpotCheckRate) {
+  v1::RedundancyPolicy p;
+  p.set_min_quorum(2);
+  p.set_adaptive(true);
+  EXPECT_DOUBLE_EQ(WithDefaults(p).spot_check_rate(), 0.1);
+  EXPECT_TRUE(CheckPolicy(WithDefaults(p)).ok());
+}
+
+TEST(Policy, AdaptiveNeedsAQuorumOfTwo) {
+  v1::RedundancyPolicy p;
+  p.set_adaptive(true);
+  absl::Status s = CheckPolicy(WithDefaults(p));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("--quorum 2"));
+}
+
+TEST(Policy, SpotCheckRateOutsideZeroToOneOrWithoutAdaptiveIsRefused) {
+  v1::RedundancyPolicy p;
+  p.set_min_quorum(2);
+  p.set_spot_check_rate(0.2);
+  EXPECT_THAT(std::string(CheckPolicy(WithDefaults(p)).message()),
+              ::testing::HasSubstr("add --adaptive"));
+  p.set_adaptive(true);
+  p.set_spot_check_rate(1.5);
+  EXPECT_THAT(std::string(CheckPolicy(WithDefaults(p)).message()),
+              ::testing::HasSubstr("not in (0, 1]"));
+  p.set_spot_check_rate(-0.1);
+  EXPECT_FALSE(CheckPolicy(WithDefaults(p)).ok());
+}
+
 }  // namespace
 }  // namespace artel

@@ -129,6 +129,15 @@ grpc::Status ClientServiceImpl::ListWorkers(grpc::ServerContext* ctx,
   });
 }
 
+grpc::Status ClientServiceImpl::ListCredit(grpc::ServerContext* ctx,
+                                           const v1::ListCreditRequest* req,
+                                           v1::ListCreditResponse* resp) {
+  return Guarded(coordinator_, ctx, {kSubmitter}, [&]() -> absl::Status {
+    *resp = coordinator_.ListCredit();
+    return absl::OkStatus();
+  });
+}
+
 grpc::Status ClientServiceImpl::AddApp(grpc::ServerContext* ctx, const v1::AddAppRequest* req,
                                        v1::AddAppResponse* resp) {
   return Guarded(coordinator_, ctx, {kAdmin}, [&]() -> absl::Status {

@@ -36,6 +36,8 @@ class ClientServiceImpl final : public v1::ClientService::Service {
                          v1::ListTasksResponse* resp) override;
   grpc::Status ListWorkers(grpc::ServerContext* ctx, const v1::ListWorkersRequest* req,
                            v1::ListWorkersResponse* resp) override;
+  grpc::Status ListCredit(grpc::ServerContext* ctx, const v1::ListCreditRequest* req,
+                          v1::ListCreditResponse* resp) override;
   grpc::Status AddApp(grpc::ServerContext* ctx, const v1::AddAppRequest* req,
                       v1::AddAppResponse* resp) override;
   grpc::Status ListApps(grpc::ServerContext* ctx, const v1::ListAppsRequest* req,

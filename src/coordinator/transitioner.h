@@ -21,13 +21,40 @@ struct TransitionResult {
   std::vector<uint64_t> changed_replicas;    // replica records modified
   std::vector<uint64_t> cancelled_replicas;  // in-progress replicas now cancelled
   std::vector<std::string> invalid_workers;  // workers whose result just lost a vote
-  uint32_t replicas_needed = 0;              // new replicas to create now
+  // Workers whose result was just confirmed by an equivalent result of
+  // another replica (a quorum of two or more, or a passed spot check).
+  std::vector<std::string> confirmed_workers;
+  uint32_t replicas_needed = 0;  // new replicas to create now
 };
 
+// Credit, in core-seconds, that replica `r` of `task` earns once its result
+// is accepted: cores x seconds from placement to report, capped by the
+// task's wall-time limit when it has one.
+double CreditFor(const v1::TaskInfo& task, const v1::ReplicaInfo& r);
+
+// Adaptive tasks (policy.adaptive): an undecided task asks for one replica;
+// the coordinator then marks it solo (trusted worker) or replicated. A solo
+// success is accepted alone, unverified; a solo app error makes the task
+// replicated (that replica keeps its vote); a solo host fault makes it
+// undecided again. A finished unverified task that owes a spot check asks
+// for one more replica; an equivalent check result verifies it, any other
+// answer re-opens the task (as Reopen does) so that a quorum decides.
+// Accepted replicas get their credit (CreditFor); outvoted ones lose it.
+// Late reports that match the canonical result are valid but earn nothing.
+//
 // REQUIRES: `task.spec().policy()` has its defaults filled in; `replicas`
 // are all replicas of `task` (any order).
 TransitionResult Transit(v1::TaskInfo& task, const std::vector<v1::ReplicaInfo*>& replicas,
                          const Validator& validator, int64_t now_ms);
+
+// Re-opens a finished task whose canonical result is in doubt (its worker
+// was caught lying, or a spot check disagreed): back to PENDING with no
+// outcome or outputs, `reason` saying why, replicated at the policy's
+// min_quorum; earlier results lose their validity and credit but keep their
+// votes, so fresh replicas of other owners decide. No-op on an unfinished
+// task. The result includes the replicas now needed.
+TransitionResult Reopen(v1::TaskInfo& task, const std::vector<v1::ReplicaInfo*>& replicas,
+                        const Validator& validator, const std::string& reason, int64_t now_ms);
 
 // Ends a task as a system error with `reason` (cancel, deadline), cancelling
 // every replica still in progress. No-op on a finished task.

@@ -63,6 +63,11 @@ class TaskUnderTest {
     for (v1::ReplicaInfo& r : replicas_) ptrs.push_back(&r);
     return Transit(task_, ptrs, validator_, now_ms);
   }
+  TransitionResult ReopenWith(const std::string& reason) {
+    std::vector<v1::ReplicaInfo*> ptrs;
+    for (v1::ReplicaInfo& r : replicas_) ptrs.push_back(&r);
+    return Reopen(task_, ptrs, validator_, reason, kNowMs);
+  }
   TransitionResult EndWith(const std::string& reason) {
     std::vector<v1::ReplicaInfo*> ptrs;
     for (v1::ReplicaInfo& r : replicas_) ptrs.push_back(&r);
@@ -78,6 +83,8 @@ class TaskUnderTest {
     r.set_task_id(task_.id());
     r.set_worker_id("w" + std::to_string(replicas_.size()));
     r.set_state(state);
+    r.set_created_at_ms(kCreatedMs);
+    if (state != v1::REPLICA_STATE_IN_PROGRESS) r.set_finished_at_ms(kCreatedMs + 2'000);
     return r;
   }
 
@@ -302,6 +309,183 @@ TEST(Transitioner, EndAsSystemErrorCancelsRunningReplicasAndIgnoresFinishedTasks
   TransitionResult again = t.EndWith("another reason");
   EXPECT_FALSE(again.task_changed);
   EXPECT_EQ(t.task().reason(), "cancelled by the user");
+}
+
+// ---- adaptive replication
+
+v1::RedundancyPolicy Adaptive(double spot_check = 0.1) {
+  v1::RedundancyPolicy p = Policy(2);
+  p.set_adaptive(true);
+  p.set_spot_check_rate(spot_check);
+  return p;
+}
+
+TEST(Transitioner, UndecidedAdaptiveTaskAsksForOneReplica) {
+  TaskUnderTest t(Adaptive());
+  EXPECT_EQ(t.Run().replicas_needed, 1u);
+  t.InProgress();  // placed, but the coordinator has not decided yet
+  EXPECT_EQ(t.Run().replicas_needed, 0u);
+}
+
+TEST(Transitioner, SoloSuccessIsAcceptedAloneUnverifiedWithCredit) {
+  TaskUnderTest t(Adaptive());
+  v1::ReplicaInfo& solo = t.Success("d1");
+  t.task().set_solo_replica(solo.id());
+  TransitionResult r = t.Run();
+  EXPECT_EQ(t.task().outcome(), v1::OUTCOME_SUCCESS);
+  EXPECT_TRUE(t.task().unverified());
+  EXPECT_EQ(t.task().canonical_replica(), solo.id());
+  EXPECT_EQ(solo.validity(), v1::VALIDITY_VALID);
+  EXPECT_DOUBLE_EQ(solo.credit(), 2.0);  // 1 core x 2 s
+  EXPECT_THAT(r.confirmed_workers, IsEmpty()) << "a result alone confirms nothing";
+  EXPECT_EQ(r.replicas_needed, 0u) << "no spot check was drawn";
+}
+
+TEST(Transitioner, SoloRunningNeedsNothingMore) {
+  TaskUnderTest t(Adaptive());
+  t.task().set_solo_replica(t.InProgress().id());
+  TransitionResult r = t.Run();
+  EXPECT_EQ(r.replicas_needed, 0u);
+  EXPECT_EQ(t.task().state(), v1::TASK_STATE_RUNNING);
+}
+
+TEST(Transitioner, SpotCheckThatAgreesVerifiesTheResultAndConfirmsBothWorkers) {
+  TaskUnderTest t(Adaptive());
+  v1::ReplicaInfo& solo = t.Success("d1");
+  t.task().set_solo_replica(solo.id());
+  t.task().set_spot_check(true);
+  EXPECT_EQ(t.Run().replicas_needed, 1u) << "accepted, then one check replica";
+  EXPECT_EQ(t.task().state(), v1::TASK_STATE_DONE);
+  v1::ReplicaInfo& check = t.InProgress();
+  EXPECT_EQ(t.Run().replicas_needed, 0u);
+  check.set_state(v1::REPLICA_STATE_REPORTED);
+  check.set_result(v1::RESULT_KIND_SUCCESS);
+  check.set_finished_at_ms(kCreatedMs + 3'000);
+  *check.mutable_outputs() = solo.outputs();
+  TransitionResult r = t.Run();
+  EXPECT_FALSE(t.task().unverified());
+  EXPECT_FALSE(t.task().spot_check());
+  EXPECT_EQ(check.validity(), v1::VALIDITY_VALID);
+  EXPECT_DOUBLE_EQ(check.credit(), 3.0);
+  EXPECT_THAT(r.confirmed_workers, ElementsAre(solo.worker_id(), check.worker_id()));
+}
+
+TEST(Transitioner, SpotCheckThatDisagreesReopensTheTaskAndAQuorumDecides) {
+  TaskUnderTest t(Adaptive());
+  v1::ReplicaInfo& solo = t.Success("wrong");
+  t.task().set_solo_replica(solo.id());
+  t.task().set_spot_check(true);
+  t.Run();
+  v1::ReplicaInfo& check = t.Success("right");
+  TransitionResult r = t.Run();
+  EXPECT_EQ(t.task().state(), v1::TASK_STATE_PENDING);
+  EXPECT_EQ(t.task().outcome(), v1::OUTCOME_NONE);
+  EXPECT_THAT(t.task().outputs(), IsEmpty());
+  EXPECT_THAT(t.task().reason(), HasSubstr("spot check disagreed"));
+  EXPECT_EQ(t.task().reopened(), 1u);
+  EXPECT_TRUE(t.task().replicated());
+  EXPECT_EQ(solo.credit(), 0.0) << "credit is taken back while in doubt";
+  EXPECT_EQ(r.replicas_needed, 1u) << "one vote each: a third replica breaks the tie";
+
+  t.Success("right");
+  r = t.Run();
+  EXPECT_EQ(t.task().outcome(), v1::OUTCOME_SUCCESS);
+  EXPECT_EQ(t.task().canonical_replica(), check.id());
+  EXPECT_FALSE(t.task().unverified());
+  EXPECT_EQ(solo.validity(), v1::VALIDITY_INVALID);
+  EXPECT_EQ(solo.credit(), 0.0);
+  EXPECT_THAT(r.invalid_workers, ElementsAre(solo.worker_id()));
+  EXPECT_GT(check.credit(), 0.0);
+}
+
+TEST(Transitioner, ReopenClearsTheResultAndKeepsItsVote) {
+  TaskUnderTest t(Adaptive());
+  v1::ReplicaInfo& solo = t.Success("d1");
+  t.task().set_solo_replica(solo.id());
+  t.Run();
+  ASSERT_EQ(t.task().state(), v1::TASK_STATE_DONE);
+  TransitionResult r = t.ReopenWith("re-validating: its worker was caught");
+  EXPECT_EQ(t.task().state(), v1::TASK_STATE_PENDING);
+  EXPECT_EQ(t.task().reason(), "re-validating: its worker was caught");
+  EXPECT_EQ(t.task().canonical_replica(), 0u);
+  EXPECT_EQ(solo.validity(), v1::VALIDITY_UNKNOWN);
+  EXPECT_EQ(solo.credit(), 0.0);
+  EXPECT_EQ(r.replicas_needed, 1u) << "quorum 2 with one vote in";
+
+  // The caught worker happened to be right this time: one match confirms it.
+  t.Success("d1");
+  r = t.Run();
+  EXPECT_EQ(t.task().outcome(), v1::OUTCOME_SUCCESS);
+  EXPECT_FALSE(t.task().unverified());
+  EXPECT_EQ(solo.validity(), v1::VALIDITY_VALID);
+  EXPECT_EQ(r.confirmed_workers.size(), 2u);
+}
+
+TEST(Transitioner, ReopenIgnoresAnUnfinishedTask) {
+  TaskUnderTest t(Adaptive());
+  t.InProgress();
+  TransitionResult r = t.ReopenWith("why");
+  EXPECT_FALSE(r.task_changed);
+  EXPECT_EQ(t.task().reopened(), 0u);
+}
+
+TEST(Transitioner, SoloHostFaultMakesTheTaskUndecidedAgain) {
+  TaskUnderTest t(Adaptive());
+  t.task().set_solo_replica(t.Lost().id());
+  TransitionResult r = t.Run();
+  EXPECT_EQ(t.task().solo_replica(), 0u);
+  EXPECT_FALSE(t.task().replicated());
+  EXPECT_EQ(r.replicas_needed, 1u);
+}
+
+TEST(Transitioner, SoloAppErrorAsksAQuorumInsteadOfFailingAlone) {
+  TaskUnderTest t(Adaptive());
+  t.task().set_solo_replica(t.AppError(3).id());
+  TransitionResult r = t.Run();
+  EXPECT_NE(t.task().state(), v1::TASK_STATE_DONE);
+  EXPECT_TRUE(t.task().replicated());
+  EXPECT_EQ(r.replicas_needed, 1u);
+  t.AppError(3);
+  t.Run();
+  EXPECT_EQ(t.task().outcome(), v1::OUTCOME_APP_ERROR);
+}
+
+TEST(Transitioner, ReplicatedAdaptiveTaskConfirmsTheAgreeingWorkers) {
+  TaskUnderTest t(Adaptive());
+  t.task().set_replicated(true);
+  EXPECT_EQ(t.Run().replicas_needed, 2u);
+  v1::ReplicaInfo& a = t.Success("d1");
+  v1::ReplicaInfo& b = t.Success("d1");
+  TransitionResult r = t.Run();
+  EXPECT_EQ(t.task().outcome(), v1::OUTCOME_SUCCESS);
+  EXPECT_FALSE(t.task().unverified());
+  EXPECT_THAT(r.confirmed_workers, ElementsAre(a.worker_id(), b.worker_id()));
+}
+
+TEST(Transitioner, LateMatchingReportIsValidButEarnsNoCredit) {
+  TaskUnderTest t(Policy(1, 2));
+  t.Success("d1");
+  v1::ReplicaInfo& late = t.InProgress();
+  t.Run();
+  ASSERT_EQ(t.task().outcome(), v1::OUTCOME_SUCCESS);
+  late.set_state(v1::REPLICA_STATE_REPORTED);
+  late.set_result(v1::RESULT_KIND_SUCCESS);
+  late.add_outputs()->set_digest("d1");
+  late.mutable_outputs(0)->set_name("result.txt");
+  t.Run();
+  EXPECT_EQ(late.validity(), v1::VALIDITY_VALID);
+  EXPECT_EQ(late.credit(), 0.0);
+}
+
+TEST(Transitioner, CreditIsCoresTimesSecondsCappedByTheWallTimeLimit) {
+  v1::TaskInfo task;
+  task.mutable_spec()->mutable_resources()->set_cores(4);
+  v1::ReplicaInfo r;
+  r.set_created_at_ms(10'000);
+  r.set_finished_at_ms(15'000);
+  EXPECT_DOUBLE_EQ(CreditFor(task, r), 20.0);
+  task.mutable_spec()->mutable_resources()->set_wall_time_ms(2'000);
+  EXPECT_DOUBLE_EQ(CreditFor(task, r), 8.0);
 }
 
 }  // namespace

@@ -67,10 +67,18 @@ absl::Status ReplicaRunner::Prepare(const v1::Assignment& a, const RunDirs& dirs
   return absl::OkStatus();
 }
 
+bool ReplicaRunner::DrawCorrupt() {
+  if (options_.corrupt_rate <= 0) return false;
+  if (options_.corrupt_rate >= 1) return true;
+  absl::MutexLock lock(&rng_mu_);
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng_) < options_.corrupt_rate;
+}
+
 absl::Status ReplicaRunner::CollectOutputs(const std::filesystem::path& out_dir,
                                            const SandboxResult& result, v1::ReplicaReport& report) {
+  const bool corrupt = DrawCorrupt();
   auto add = [&](const std::string& name, std::string data) -> absl::Status {
-    if (options_.corrupt_results && name != "stderr") data = Corrupt(std::move(data));
+    if (corrupt && name != "stderr") data = Corrupt(std::move(data));
     ASSIGN_OR_RETURN(std::string digest, blobs_.UploadBytes(data));
     v1::OutputFile* f = report.add_outputs();
     f->set_name(name);
@@ -89,7 +97,7 @@ absl::Status ReplicaRunner::CollectOutputs(const std::filesystem::path& out_dir,
   for (const auto& f : files) {
     const std::string name = f.filename().string();
     if (name == "stdout" || name == "stderr") continue;  // reserved for the captured streams
-    if (options_.corrupt_results) {
+    if (corrupt) {
       ASSIGN_OR_RETURN(std::string data, ReadAll(f));
       RETURN_IF_ERROR(add(name, std::move(data)));
       continue;

@@ -5,8 +5,10 @@
 
 #include <filesystem>
 #include <optional>
+#include <random>
 #include <string>
 
+#include "absl/synchronization/mutex.h"
 #include "artel/v1/artel.pb.h"
 #include "blob/blob_cache.h"
 #include "blob/blob_client.h"
@@ -16,9 +18,10 @@
 namespace artel {
 
 struct RunnerOptions {
-  // Testing aid: flip the bytes of every result before it is hashed, as a
-  // broken or dishonest host would. Never use it on a real grid.
-  bool corrupt_results = false;
+  // Testing aid: the share of results whose bytes are flipped before they
+  // are hashed, as a broken or dishonest host would (1: every result; each
+  // result drawn independently). Never use it on a real grid.
+  double corrupt_rate = 0;
   size_t max_captured_bytes = 1 << 20;  // stdout/stderr kept per stream [1 MiB]
   uint32_t max_processes = 256;         // per replica [256]
 };
@@ -36,7 +39,12 @@ class ReplicaRunner {
   // runs as a plain process.
   ReplicaRunner(BlobCache& cache, BlobClient& blobs, Sandbox& sandbox, RunnerOptions options,
                 ExecutorPool* executors = nullptr)
-      : cache_(cache), blobs_(blobs), sandbox_(sandbox), options_(options), executors_(executors) {}
+      : cache_(cache),
+        blobs_(blobs),
+        sandbox_(sandbox),
+        options_(options),
+        executors_(executors),
+        rng_(std::random_device{}()) {}
 
   // Runs `a` in `dirs` (created here, removed by the caller), in a warm
   // executor when the task names one and its app is persistent (then
@@ -58,11 +66,16 @@ class ReplicaRunner {
   absl::Status Materialize(const std::string& digest, const std::filesystem::path& dest,
                            bool executable);
 
+  // Draws whether this result is corrupted (RunnerOptions.corrupt_rate).
+  bool DrawCorrupt();
+
   BlobCache& cache_;
   BlobClient& blobs_;
   Sandbox& sandbox_;
   const RunnerOptions options_;
   ExecutorPool* const executors_;
+  absl::Mutex rng_mu_;
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(rng_mu_);
 };
 
 }  // namespace artel
