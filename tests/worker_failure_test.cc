@@ -1,5 +1,7 @@
 // Workers that crash, restart, fall silent or lie: every accepted task still
 // finishes once, with the right answer, losing at most one checkpoint of work.
+#include <gmock/gmock.h>
+
 #include <csignal>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -248,6 +250,91 @@ TEST_F(WorkerFailure, TwoLiarsOfOneOwnerCannotFormAQuorum) {
   EXPECT_EQ(owner["mallory-2"], "mallory");
   EXPECT_EQ(owner["honest-a"], "alice");
   EXPECT_EQ(owner["honest-b"], "bob");
+}
+
+// Adaptive replication across real processes: three honest workers earn
+// trust and then run tasks alone; a worker that corrupts every result is
+// never trusted, so no canonical result is wrong. The CLI shows who is
+// trusted, which results are unverified, and the credit of each owner.
+TEST_F(WorkerFailure, AdaptiveReplicationRunsTrustedWorkersAloneAndNeverAcceptsALiar) {
+  StartCluster();
+  AddScriptApp("square", kSquareApp);
+  const std::string liar = AddWorker("mallory-1", {"--inject-fault", "corrupt-results"}, "mallory");
+  AddWorker("honest-a", {}, "alice");
+  AddWorker("honest-b", {}, "bob");
+  AddWorker("honest-c", {}, "carol");
+  const std::vector<std::string> conn = {"--coordinator", cluster().address(), "--token",
+                                         cluster().admin_token()};
+  auto with_conn = [&](std::vector<std::string> args) {
+    args.insert(args.end(), conn.begin(), conn.end());
+    return args;
+  };
+
+  CommandResult refused =
+      RunArtel(with_conn({"submit", "--app", "square", "--arg", "3", "--spot-check", "0.2"}));
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.err, ::testing::HasSubstr("add --adaptive")) << refused.err;
+
+  constexpr int kTasks = 60;
+  CommandResult submit = RunArtel(
+      with_conn({"submit", "--app", "square", "--arg", "{i}", "--count", std::to_string(kTasks),
+                 "--quorum", "2", "--adaptive", "--spot-check", "0.2", "--json"}));
+  ASSERT_EQ(submit.exit_code, 0) << submit.err;
+  std::vector<uint64_t> ids;
+  for (const std::string& line : Lines(submit.out)) {
+    ids.push_back(nlohmann::json::parse(line).at("id").get<uint64_t>());
+  }
+  ASSERT_EQ(ids.size(), static_cast<size_t>(kTasks));
+
+  int wrong = 0, solo = 0, replicas = 0;
+  for (int i = 0; i < kTasks; ++i) {
+    v1::TaskInfo t = WaitDone(ids[i]);
+    ASSERT_EQ(t.outcome(), v1::OUTCOME_SUCCESS) << t.reason();
+    wrong += Output(t.id(), "square") != std::to_string(i * i) + "\n";
+    replicas += t.replicas_size();
+    if (t.solo_replica() != 0) {
+      ++solo;
+      for (const auto& r : t.replicas()) {
+        if (r.id() == t.solo_replica()) EXPECT_NE(r.worker_id(), liar) << "the liar ran alone";
+      }
+    }
+  }
+  EXPECT_EQ(wrong, 0);
+  // The three honest workers need 30 confirmed results to be trusted, some
+  // 15 tasks; the liar's first replicas cost three each. The rest run alone.
+  EXPECT_GE(solo, kTasks / 4) << replicas << " replicas";
+
+  // `status --json` tells an unverified result from a verified one.
+  int unverified = 0;
+  for (uint64_t id : ids) {
+    CommandResult status = RunArtel(with_conn({"status", std::to_string(id), "--json"}));
+    ASSERT_EQ(status.exit_code, 0) << status.err;
+    unverified += !nlohmann::json::parse(status.out).at("verified").get<bool>();
+  }
+  EXPECT_GT(unverified, 0);
+  EXPECT_LE(unverified, solo);
+
+  CommandResult workers = RunArtel(with_conn({"workers", "--json"}));
+  ASSERT_EQ(workers.exit_code, 0) << workers.err;
+  for (const std::string& line : Lines(workers.out)) {
+    nlohmann::json w = nlohmann::json::parse(line);
+    const std::string name = w.at("name").get<std::string>();
+    if (name == "mallory-1") {
+      EXPECT_TRUE(w.at("trusted").empty()) << line;
+      EXPECT_GT(w.at("invalid").get<int>(), 0) << line;
+      EXPECT_EQ(w.at("credit").get<double>(), 0.0) << line;
+    }
+  }
+  CommandResult credit = RunArtel(with_conn({"credit", "--json"}));
+  ASSERT_EQ(credit.exit_code, 0) << credit.err;
+  std::map<std::string, double> by_owner;
+  for (const std::string& line : Lines(credit.out)) {
+    nlohmann::json c = nlohmann::json::parse(line);
+    by_owner[c.at("owner").get<std::string>()] = c.at("credit").get<double>();
+  }
+  EXPECT_EQ(by_owner.count("mallory"), 1u) << credit.out;
+  EXPECT_EQ(by_owner["mallory"], 0.0);
+  EXPECT_GT(by_owner["alice"] + by_owner["bob"] + by_owner["carol"], 0.0) << credit.out;
 }
 
 }  // namespace

@@ -172,6 +172,7 @@ void AddBenchCommands(CLI::App& app) {
     if (f->count == 0 || f->workers == 0) Fail("--count and --workers must be at least 1", 2);
     RunBench(*f);
   });
+  AddAdaptiveBench(*bench);
 }
 
 }  // namespace artel::cli

@@ -51,7 +51,8 @@ void AddAdminCommands(CLI::App& app);   // token, app
 void AddTaskCommands(CLI::App& app);    // submit, status, wait, result, cancel, tasks, workers
 void AddDemoCommand(CLI::App& app);     // demo (training), demo tasks
 void AddTaskDemo(CLI::App& demo);       // demo tasks (demo.cc)
-void AddBenchCommands(CLI::App& app);   // bench tasks
+void AddBenchCommands(CLI::App& app);   // bench tasks, bench adaptive
+void AddAdaptiveBench(CLI::App& bench);  // bench adaptive (under `bench`)
 void AddDataCommands(CLI::App& app);    // data add, data list
 void AddTrainCommands(CLI::App& app);   // train, jobs, job show/wait/export
 
