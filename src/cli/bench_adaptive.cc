@@ -179,9 +179,10 @@ void RunAdaptiveBench(const AdaptiveFlags& f) {
   std::printf("artel bench adaptive --tasks %u --workers %u --quorum %u --liar-rate %g%s\n",
               f.tasks, f.workers, f.quorum, f.liar_rate,
               f.spot_check > 0 ? (" --spot-check " + std::to_string(f.spot_check)).c_str() : "");
-  std::printf("  every worker its own owner; quorum %u with --adaptive; a sandboxed process per "
-              "replica\n",
-              f.quorum);
+  std::printf(
+      "  every worker its own owner; quorum %u with --adaptive; a sandboxed process per "
+      "replica\n",
+      f.quorum);
   for (const Outcome& o : outcomes) {
     std::printf(
         "  %-6s: %.0f s, %llu replicas for %u tasks = %.3f per task; wrong canonical results %llu, "
