@@ -157,7 +157,8 @@ absl::StatusOr<Outcome> Run(const Flags& f, const std::filesystem::path& root) {
   options.coordinator_host = f.coordinator_host;
   ASSIGN_OR_RETURN(std::unique_ptr<LocalCluster> cluster, LocalCluster::Start(options));
   Client& client = cluster->client();
-  RETURN_IF_ERROR(client.AddApp("artel-ml", "1", bin / "artel-ml").status());
+  RETURN_IF_ERROR(
+      client.AddApp("artel-ml", "1", bin / "artel-ml", cluster->signing_key()).status());
   RETURN_IF_ERROR(RegisterData(*cluster, f));
   for (uint32_t i = 1; i <= f.workers; ++i) {
     WorkerPlacement placement;

@@ -149,12 +149,13 @@ std::vector<std::string> FastFailureDetection() {
   return {"--heartbeat-interval", "200ms", "--worker-timeout", "1s"};
 }
 
-void ClusterTest::StartCluster(std::vector<std::string> extra_args) {
+void ClusterTest::StartCluster(std::vector<std::string> extra_args, bool sign_apps) {
   ASSERT_FALSE(ArtelBinary().empty()) << "ARTEL_BINARY_DIR is not set; run the tests with ctest";
   ASSERT_TRUE(std::filesystem::exists(ArtelBinary())) << ArtelBinary() << " is missing";
   LocalClusterOptions options;
   options.artel_binary = ArtelBinary();
   options.root = dir() / "cluster";
+  options.sign_apps = sign_apps;
   options.coordinator_args = FastFailureDetection();
   options.coordinator_args.insert(options.coordinator_args.end(), extra_args.begin(),
                                   extra_args.end());
@@ -166,7 +167,7 @@ void ClusterTest::StartCluster(std::vector<std::string> extra_args) {
 void ClusterTest::AddScriptApp(const std::string& name, const std::string& script) {
   const auto path = dir() / (name + ".sh");
   WriteExecutable(path, script);
-  absl::StatusOr<v1::AppVersion> app = client().AddApp(name, "1", path);
+  absl::StatusOr<v1::AppVersion> app = client().AddApp(name, "1", path, cluster().signing_key());
   ASSERT_TRUE(app.ok()) << app.status();
 }
 

@@ -82,7 +82,9 @@ class ClusterTest : public ::testing::Test {
  protected:
   // Starts the coordinator with FastFailureDetection() plus `extra_args`.
   // Fails the test (fatally) if it does not come up.
-  void StartCluster(std::vector<std::string> extra_args = {});
+  // `sign_apps`: LocalClusterOptions::sign_apps (AddScriptApp signs with
+  // the cluster's key).
+  void StartCluster(std::vector<std::string> extra_args = {}, bool sign_apps = true);
   LocalCluster& cluster() { return *cluster_; }
   Client& client() { return cluster_->client(); }
   const std::filesystem::path& dir() const { return dir_.path(); }

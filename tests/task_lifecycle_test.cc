@@ -75,7 +75,8 @@ TEST_F(TaskLifecycle, HappyPathThroughCommandLineWritesResultFiles) {
     args.insert(args.end(), conn.begin(), conn.end());
     return args;
   };
-  CommandResult add = RunArtel(with_conn({"app", "add", "upper", "--version", "7", app.string()}));
+  CommandResult add = RunArtel(with_conn({"app", "add", "upper", "--version", "7", app.string(),
+                                          "--sign", cluster().signing_key_path().string()}));
   ASSERT_EQ(add.exit_code, 0) << add.err;
   EXPECT_NE(add.out.find("registered app upper version 7"), std::string::npos) << add.out;
   CommandResult list = RunArtel(with_conn({"app", "list", "--json"}));

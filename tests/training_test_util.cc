@@ -121,7 +121,8 @@ std::vector<std::string> TrainingTest::Env() {
 
 void TrainingTest::StartTrainingCluster(int workers, std::vector<std::string> coordinator_args) {
   ASSERT_NO_FATAL_FAILURE(StartCluster(std::move(coordinator_args)));
-  absl::StatusOr<v1::AppVersion> app = client().AddApp("artel-ml", "1", ArtelMlBinary());
+  absl::StatusOr<v1::AppVersion> app =
+      client().AddApp("artel-ml", "1", ArtelMlBinary(), cluster().signing_key());
   ASSERT_TRUE(app.ok()) << app.status();
   for (int i = 0; i < workers; ++i) {
     const std::string id = AddWorker("w" + std::to_string(i));

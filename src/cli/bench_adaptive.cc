@@ -63,7 +63,7 @@ Outcome RunScenario(const AdaptiveFlags& f, bool with_liar) {
   {
     std::ofstream(root / "square.sh") << kSquareScript;
     std::filesystem::permissions(root / "square.sh", std::filesystem::perms::owner_all);
-    OrFail(client.AddApp("square", "1", root / "square.sh").status());
+    OrFail(client.AddApp("square", "1", root / "square.sh", cluster->signing_key()).status());
   }
   const std::string liar_name = "liar";
   for (uint32_t i = 0; i < f.workers; ++i) {

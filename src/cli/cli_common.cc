@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <sstream>
+
+#include "common/signing.h"
 
 namespace artel::cli {
 
@@ -132,6 +136,32 @@ nlohmann::json TaskJson(const v1::TaskInfo& t) {
   }
   if (!t.replicas().empty()) j["replicas"] = replicas;
   return j;
+}
+
+namespace {
+std::string ReadKeyText(const std::string& path, const std::string& flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) Fail(flag + " '" + path + "' cannot be read; give the path of a key file", 2);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+}  // namespace
+
+std::string ReadPublicKeyFile(const std::string& path, const std::string& flag) {
+  std::string pem = ReadKeyText(path, flag);
+  if (absl::StatusOr<std::string> fp = KeyFingerprint(pem); !fp.ok()) {
+    Fail(flag + " '" + path + "': " + std::string(fp.status().message()), 2);
+  }
+  return pem;
+}
+
+std::string ReadPrivateKeyFile(const std::string& path, const std::string& flag) {
+  std::string pem = ReadKeyText(path, flag);
+  if (absl::StatusOr<std::string> pub = PublicKeyOf(pem); !pub.ok()) {
+    Fail(flag + " '" + path + "': " + std::string(pub.status().message()), 2);
+  }
+  return pem;
 }
 
 std::string FormatCredit(double core_seconds) {

@@ -41,19 +41,23 @@ std::string ResultName(v1::ResultKind kind);
 absl::StatusOr<v1::TaskState> ParseState(const std::string& name);
 
 nlohmann::json TaskJson(const v1::TaskInfo& task);
+// The text of a key file named by `flag`; fails (exit 2) saying what is
+// wrong when it cannot be read or is not the kind of Ed25519 key asked for.
+std::string ReadPublicKeyFile(const std::string& path, const std::string& flag);
+std::string ReadPrivateKeyFile(const std::string& path, const std::string& flag);
 // Core-seconds with one decimal.
 std::string FormatCredit(double core_seconds);
 nlohmann::json WorkerJson(const v1::WorkerInfo& worker);
 
 // Registers every subcommand on `app`.
-void AddServerCommands(CLI::App& app);  // coordinator, worker
-void AddAdminCommands(CLI::App& app);   // token, app
-void AddTaskCommands(CLI::App& app);    // submit, status, wait, result, cancel, tasks, workers
-void AddDemoCommand(CLI::App& app);     // demo (training), demo tasks
-void AddTaskDemo(CLI::App& demo);       // demo tasks (demo.cc)
-void AddBenchCommands(CLI::App& app);   // bench tasks, bench adaptive
+void AddServerCommands(CLI::App& app);   // coordinator, worker
+void AddAdminCommands(CLI::App& app);    // token, app
+void AddTaskCommands(CLI::App& app);     // submit, status, wait, result, cancel, tasks, workers
+void AddDemoCommand(CLI::App& app);      // demo (training), demo tasks
+void AddTaskDemo(CLI::App& demo);        // demo tasks (demo.cc)
+void AddBenchCommands(CLI::App& app);    // bench tasks, bench adaptive
 void AddAdaptiveBench(CLI::App& bench);  // bench adaptive (under `bench`)
-void AddDataCommands(CLI::App& app);    // data add, data list
-void AddTrainCommands(CLI::App& app);   // train, jobs, job show/wait/export
+void AddDataCommands(CLI::App& app);     // data add, data list
+void AddTrainCommands(CLI::App& app);    // train, jobs, job show/wait/export
 
 }  // namespace artel::cli

@@ -1,12 +1,14 @@
-// `artel token create|list|revoke` and `artel app add|list`: operator
+// `artel token create|list|revoke`, `artel app add|list` and `artel keys create`: operator
 // commands.
 #include <cctype>
 #include <cstdio>
 #include <ctime>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_common.h"
+#include "common/signing.h"
 #include "common/units.h"
 
 namespace artel::cli {
@@ -48,7 +50,7 @@ nlohmann::json TokenJson(const v1::TokenInfo& t) {
 
 struct AppFlags {
   Connection conn;
-  std::string name, version, file;
+  std::string name, version, file, sign;
   bool json = false;
 };
 
@@ -136,11 +138,49 @@ void AddAdminCommands(CLI::App& app) {
   add->add_option("name", af->name, "app name")->required();
   add->add_option("--version", af->version, "version label, e.g. 1 or 2.0")->required();
   add->add_option("file", af->file, "the executable")->required();
+  add->add_option("--sign", af->sign,
+                  "sign it with this private key (from `artel keys create`), for workers that "
+                  "run only signed apps");
   add->callback([af] {
-    v1::AppVersion a = OrFail(Connect(af->conn)->AddApp(af->name, af->version, af->file));
+    const std::string key = af->sign.empty() ? "" : ReadPrivateKeyFile(af->sign, "--sign");
+    v1::AppVersion a = OrFail(Connect(af->conn)->AddApp(af->name, af->version, af->file, key));
     std::cout << "registered app " << a.name() << " version " << a.version() << " ("
-              << FormatBytes(a.size()) << ", sha256 " << a.digest().substr(0, 12) << ")"
-              << std::endl;
+              << FormatBytes(a.size()) << ", sha256 " << a.digest().substr(0, 12)
+              << (a.signature().empty() ? ", unsigned" : ", signed") << ")" << std::endl;
+  });
+
+  auto kf = std::make_shared<std::string>();
+  CLI::App* keys = app.add_subcommand("keys", "the project's key pair for signing apps");
+  keys->require_subcommand(1);
+  CLI::App* keys_create = keys->add_subcommand(
+      "create",
+      "make an Ed25519 key pair: DIR/artel-app.key (private, keep it secret) and "
+      "DIR/artel-app.pub (give it to coordinators and workers as --app-key)");
+  keys_create->add_option("--out", *kf, "directory to write the two files into")->required();
+  keys_create->callback([kf] {
+    const std::filesystem::path dir = *kf;
+    const auto priv = dir / "artel-app.key", pub = dir / "artel-app.pub";
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) Fail("cannot create '" + dir.string() + "': " + ec.message(), 2);
+    if (std::filesystem::exists(priv, ec) || std::filesystem::exists(pub, ec)) {
+      Fail("'" + dir.string() +
+               "' already holds a key pair; refusing to overwrite it. Choose "
+               "another --out",
+           2);
+    }
+    SigningKeyPair pair = OrFail(GenerateSigningKey());
+    {
+      std::ofstream out(priv, std::ios::binary);
+      std::filesystem::permissions(
+          priv, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write, ec);
+      out << pair.private_pem;
+      if (!out) Fail("cannot write '" + priv.string() + "'");
+    }
+    std::ofstream(pub, std::ios::binary) << pair.public_pem;
+    std::cout << "wrote " << priv.string() << " (private: sign apps with `artel app add --sign`)\n"
+              << "wrote " << pub.string() << " (public: --app-key for coordinators and workers)\n"
+              << "fingerprint " << OrFail(KeyFingerprint(pair.public_pem)) << std::endl;
   });
   CLI::App* list = apps->add_subcommand("list", "list registered apps");
   auto lf = std::make_shared<AppFlags>();

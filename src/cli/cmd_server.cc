@@ -39,6 +39,7 @@ struct CoordinatorFlags {
   std::string heartbeat = "1s";
   std::string worker_timeout = "5s";
   uint32_t owner_max_in_flight = 1024;
+  std::string app_key;
 };
 
 void RunCoordinator(const CoordinatorFlags& f) {
@@ -48,6 +49,9 @@ void RunCoordinator(const CoordinatorFlags& f) {
   options.coordinator.heartbeat_interval_ms = OrFail(ParseDurationMs(f.heartbeat));
   options.coordinator.worker_timeout_ms = OrFail(ParseDurationMs(f.worker_timeout));
   options.coordinator.max_in_flight_per_owner = f.owner_max_in_flight;
+  if (!f.app_key.empty()) {
+    options.coordinator.app_public_key = ReadPublicKeyFile(f.app_key, "--app-key");
+  }
   if (options.coordinator.worker_timeout_ms < 2 * options.coordinator.heartbeat_interval_ms) {
     Fail("--worker-timeout must be at least two heartbeat intervals; raise it", 2);
   }
@@ -78,6 +82,7 @@ struct WorkerFlags {
   uint32_t gpus = 0;
   std::string gpu_memory = "0";
   std::string inject_fault;
+  std::string app_key;
   bool unsandboxed = false;
   bool cold = false;
   std::string executor_idle = "2m";
@@ -102,6 +107,7 @@ void RunWorker(const WorkerFlags& f) {
   if (f.cores == 0) Fail("--cores must be at least 1", 2);
   options.warm_executors = !f.cold;
   options.executor_idle_ms = OrFail(ParseDurationMs(f.executor_idle));
+  if (!f.app_key.empty()) options.app_public_key = ReadPublicKeyFile(f.app_key, "--app-key");
   if (f.inject_fault == "corrupt-results" || f.inject_fault.rfind("corrupt-results:", 0) == 0) {
     double rate = 1;
     const std::string tail = f.inject_fault.substr(std::min<size_t>(f.inject_fault.size(), 16));
@@ -160,6 +166,9 @@ void AddServerCommands(CLI::App& app) {
                 "most replicas the workers of one owner hold at once")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  c->add_option("--app-key", coord->app_key,
+                "the project's public key (from `artel keys create`): accept only apps it signed, "
+                "and tell workers to run only those");
   c->callback([coord] { RunCoordinator(*coord); });
 
   auto wf = std::make_shared<WorkerFlags>();
@@ -182,6 +191,9 @@ void AddServerCommands(CLI::App& app) {
   w->add_option("--executor-idle", wf->executor_idle,
                 "end a warm executor (a persistent app kept for one job) idle this long")
       ->capture_default_str();
+  w->add_option("--app-key", wf->app_key,
+                "the project's public key: run only apps it signed (default: the key the "
+                "coordinator gave at first registration, kept in --data as app-key.pub)");
   w->add_flag("--unsandboxed", wf->unsandboxed,
               "run tasks without bubblewrap if it is missing (no isolation!)");
   w->callback([wf] { RunWorker(*wf); });

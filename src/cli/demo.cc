@@ -79,7 +79,7 @@ void RunDemo(const DemoFlags& f) {
   std::cout << "  coordinator pid " << cluster->coordinator().pid() << " on " << cluster->address()
             << "\n";
   Client& client = cluster->client();
-  OrFail(client.AddApp("primes", "1", primes).status());
+  OrFail(client.AddApp("primes", "1", primes, cluster->signing_key()).status());
   std::map<std::string, std::string> names;  // worker name -> role in the story
   for (uint32_t i = 1; i <= f.workers; ++i) {
     const std::string name = "worker-" + std::to_string(i);

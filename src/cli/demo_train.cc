@@ -106,7 +106,7 @@ void RunTrainDemo(const TrainDemoFlags& f) {
   options.coordinator_args = {"--heartbeat-interval", "500ms", "--worker-timeout", "3s"};
   auto cluster = OrFail(LocalCluster::Start(options));
   Client& client = cluster->client();
-  OrFail(client.AddApp("artel-ml", "1", bin / "artel-ml").status());
+  OrFail(client.AddApp("artel-ml", "1", bin / "artel-ml", cluster->signing_key()).status());
   const std::vector<std::string> env = {"ARTEL_COORDINATOR=" + cluster->address(),
                                         "ARTEL_TOKEN=" + cluster->admin_token()};
   const std::string d = kDataDir;

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <thread>
 
+#include "common/signing.h"
+
 namespace artel {
 namespace {
 
@@ -77,6 +79,16 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(LocalClusterOp
   if (ec)
     return absl::InternalError("cannot create " + options.root.string() + ": " + ec.message());
   std::unique_ptr<LocalCluster> c(new LocalCluster(std::move(options)));
+  if (c->options_.sign_apps) {
+    ASSIGN_OR_RETURN(SigningKeyPair pair, GenerateSigningKey());
+    const std::filesystem::path dir = c->options_.root / "project-key";
+    std::filesystem::create_directories(dir, ec);
+    std::ofstream(dir / "artel-app.key", std::ios::binary) << pair.private_pem;
+    std::ofstream(dir / "artel-app.pub", std::ios::binary) << pair.public_pem;
+    c->signing_key_ = pair.private_pem;
+    c->options_.coordinator_args.insert(c->options_.coordinator_args.end(),
+                                        {"--app-key", (dir / "artel-app.pub").string()});
+  }
   RETURN_IF_ERROR(c->StartCoordinator(0));
   c->admin_token_ = ReadLine(c->options_.root / "coordinator" / "admin.token");
   c->client_ = std::make_unique<Client>(c->address_, c->admin_token_);

@@ -22,6 +22,10 @@ struct LocalClusterOptions {
   // accepts workers in other network namespaces (WorkerPlacement); address()
   // and the client still use loopback.
   std::string coordinator_host = "127.0.0.1";
+  // Make a project key pair in root/project-key/ and start the coordinator
+  // with its public half, so that only signed apps run (signing_key()).
+  // [true]
+  bool sign_apps = true;
 };
 
 // Where a worker process runs, to make it stand for a separate machine (the
@@ -70,6 +74,11 @@ class LocalCluster {
   uint16_t port() const { return port_; }
   const std::string& admin_token() const { return admin_token_; }
   const std::string& worker_token() const { return worker_token_; }
+  // The project's private key (PEM) and its file; empty without sign_apps.
+  const std::string& signing_key() const { return signing_key_; }
+  std::filesystem::path signing_key_path() const {
+    return options_.root / "project-key" / "artel-app.key";
+  }
   const std::filesystem::path& root() const { return options_.root; }
   Client& client() { return *client_; }  // holds the admin token
 
@@ -80,7 +89,7 @@ class LocalCluster {
   LocalClusterOptions options_;
   Subprocess coordinator_;
   std::vector<Subprocess> workers_;
-  std::string address_, admin_token_, worker_token_;
+  std::string address_, admin_token_, worker_token_, signing_key_;
   uint16_t port_ = 0;
   std::unique_ptr<Client> client_;
 };

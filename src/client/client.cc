@@ -5,6 +5,8 @@
 #include <chrono>
 #include <thread>
 
+#include "common/signing.h"
+
 namespace artel {
 
 absl::Status FromGrpc(const grpc::Status& status, const std::string& doing) {
@@ -164,7 +166,8 @@ absl::StatusOr<v1::ListTrainingJobsResponse> Client::ListTrainingJobs() {
 }
 
 absl::StatusOr<v1::AppVersion> Client::AddApp(const std::string& name, const std::string& version,
-                                              const std::filesystem::path& file) {
+                                              const std::filesystem::path& file,
+                                              const std::string& signing_key) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec)) {
     return absl::NotFoundError("'" + file.string() + "' is not a file; give the app's executable");
@@ -174,6 +177,11 @@ absl::StatusOr<v1::AppVersion> Client::AddApp(const std::string& name, const std
   req.mutable_app()->set_name(name);
   req.mutable_app()->set_version(version);
   req.mutable_app()->set_digest(digest);
+  if (!signing_key.empty()) {
+    ASSIGN_OR_RETURN(std::string signature,
+                     Sign(signing_key, AppSigningMessage(name, version, digest)));
+    req.mutable_app()->set_signature(signature);
+  }
   v1::AddAppResponse resp;
   ARTEL_UNARY(AddApp, req, resp, "add app " + name);
   return resp.app();

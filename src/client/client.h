@@ -37,9 +37,11 @@ class Client {
   absl::StatusOr<v1::ListTasksResponse> ListTasks(const v1::ListTasksRequest& request);
   absl::StatusOr<v1::ListWorkersResponse> ListWorkers();
   absl::StatusOr<v1::ListCreditResponse> ListCredit();
-  // Uploads `file` and registers it as app `name` version `version`.
+  // Uploads `file` and registers it as app `name` `version`, signed with
+  // `signing_key` (an Ed25519 private key in PEM) when given.
   absl::StatusOr<v1::AppVersion> AddApp(const std::string& name, const std::string& version,
-                                        const std::filesystem::path& file);
+                                        const std::filesystem::path& file,
+                                        const std::string& signing_key = "");
   absl::StatusOr<v1::ListAppsResponse> ListApps();
   // A new token's secret (owner "" and no expiry: the coordinator's
   // defaults); CreateTokenFull also returns how it is listed.

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "common/sha256.h"
+#include "common/signing.h"
 #include "coordinator/policy.h"
 #include "coordinator/reliability.h"
 #include "coordinator/transitioner.h"
@@ -332,6 +333,28 @@ absl::StatusOr<v1::AppVersion> Coordinator::AddApp(const v1::AppVersion& app) {
                                          "' has not been uploaded; upload the file first");
   }
   v1::AppVersion stored = app;
+  if (!options_.app_public_key.empty()) {
+    const std::string fingerprint = *KeyFingerprint(options_.app_public_key);
+    if (app.signature().empty()) {
+      return absl::PermissionDeniedError("this coordinator runs only signed apps (project key " +
+                                         fingerprint + "); sign it: artel app add " + app.name() +
+                                         " --version " + app.version() +
+                                         " FILE --sign PROJECT.key");
+    }
+    if (absl::Status s =
+            Verify(options_.app_public_key,
+                   AppSigningMessage(app.name(), app.version(), app.digest()), app.signature());
+        !s.ok()) {
+      return absl::PermissionDeniedError(
+          "the signature of app '" + app.name() + "' version " + app.version() +
+          " does not verify with the project key " + fingerprint +
+          ": it was made by another key or for other content; sign this file with the project's "
+          "private key");
+    }
+    stored.set_key_fingerprint(fingerprint);
+  } else if (!app.signature().empty()) {
+    stored.clear_key_fingerprint();  // nothing to check it against here; workers check it
+  }
   ASSIGN_OR_RETURN(uint64_t size, blobs_.SizeOf(app.digest()));
   stored.set_size(size);
   stored.set_created_at_ms(clock_.NowMs());

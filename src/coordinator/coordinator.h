@@ -43,6 +43,9 @@ struct CoordinatorOptions {
   uint32_t max_in_flight_per_owner = 1024;
   // Seeds the draw of spot checks (adaptive replication); 0: a random seed.
   uint64_t random_seed = 0;
+  // The project's Ed25519 public key (PEM). When set, AddApp accepts only
+  // apps it signed, and workers learn it at registration. [none]
+  std::string app_public_key;
 };
 
 // Counters for the summary printed by the demo and benchmarks.
@@ -89,6 +92,8 @@ class Coordinator {
   // Credit per owner, highest first.
   v1::ListCreditResponse ListCredit() const;
   absl::StatusOr<v1::JobStatus> GetJob(uint64_t id) const;
+  // Registers an app version. With a project key (CoordinatorOptions), the
+  // app must carry its valid signature: PermissionDenied says what to do.
   absl::StatusOr<v1::AppVersion> AddApp(const v1::AppVersion& app);
   v1::ListAppsResponse ListApps() const;
   // Returns the events of `ids` whose state differs from `*last_seen`

@@ -72,6 +72,7 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
     seq = EnqueueLocked(std::move(batch));
     response.set_worker_id(id);
     response.set_heartbeat_interval_ms(options_.heartbeat_interval_ms);
+    response.set_app_public_key(options_.app_public_key);
   }
   AwaitDurable(seq);
   return response;
@@ -207,6 +208,9 @@ absl::StatusOr<v1::FetchWorkResponse> Coordinator::FetchWork(const v1::FetchWork
       a->set_app(spec.app());
       a->set_version(task.info.resolved_version());
       a->set_app_digest(task.app_digest);
+      if (const v1::AppVersion* app = FindAppLocked(spec.app(), task.info.resolved_version())) {
+        a->set_app_signature(app->signature());
+      }
       *a->mutable_args() = spec.args();
       *a->mutable_inputs() = spec.inputs();
       *a->mutable_resources() = spec.resources();

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <fstream>
+#include <sstream>
 
+#include "common/signing.h"
 #include "worker/checkpoint_pack.h"
 
 namespace artel {
@@ -88,6 +90,7 @@ absl::Status Worker::Register() {
       absl::MutexLock lock(&mu_);
       worker_id_ = resp.worker_id();
       heartbeat_interval_ms_ = std::max<uint64_t>(100, resp.heartbeat_interval_ms());
+      PinAppKeyLocked(resp.app_public_key());
       std::ofstream(options_.data_dir / "worker.id", std::ios::trunc) << worker_id_ << "\n";
       spdlog::info("registered with {} as {}", options_.coordinator, worker_id_);
       return absl::OkStatus();
@@ -102,6 +105,47 @@ absl::Status Worker::Register() {
     backoff_ms = std::min(backoff_ms * 2, 2000);
   }
   return absl::CancelledError("stopped");
+}
+
+void Worker::PinAppKeyLocked(const std::string& offered) {
+  if (offered.empty() || offered == app_key_) return;
+  if (!app_key_.empty()) {
+    spdlog::warn(
+        "the coordinator offers project key {}, but this worker keeps {}: apps signed by "
+        "the new key will be refused. Delete {} to accept it",
+        KeyFingerprint(offered).value_or("(malformed)"), KeyFingerprint(app_key_).value_or("?"),
+        (options_.data_dir / "app-key.pub").string());
+    return;
+  }
+  if (!KeyFingerprint(offered).ok()) {
+    spdlog::warn("the coordinator offers a malformed project key; ignored");
+    return;
+  }
+  app_key_ = offered;
+  std::ofstream(options_.data_dir / "app-key.pub", std::ios::trunc) << offered;
+  spdlog::info("pinned project key {}: only apps it signed will run", *KeyFingerprint(app_key_));
+}
+
+std::optional<v1::ReplicaReport> Worker::RefuseUnsigned(const v1::Assignment& a) {
+  std::string key;
+  {
+    absl::MutexLock lock(&mu_);
+    key = app_key_;
+  }
+  if (key.empty() || a.app_digest().rfind("builtin:", 0) == 0) return std::nullopt;
+  const absl::Status s =
+      a.app_signature().empty()
+          ? absl::PermissionDeniedError("it is unsigned")
+          : Verify(key, AppSigningMessage(a.app(), a.version(), a.app_digest()), a.app_signature());
+  if (s.ok()) return std::nullopt;
+  v1::ReplicaReport report;
+  report.set_replica_id(a.replica_id());
+  report.set_result(v1::RESULT_KIND_HOST_ERROR);
+  report.set_error("refused to run app '" + a.app() + "' version " + a.version() +
+                   ": not signed by the project key " + KeyFingerprint(key).value_or("?") + " (" +
+                   std::string(s.message()) + "); sign it with `artel app add --sign`");
+  spdlog::error("{}", report.error());
+  return report;
 }
 
 absl::Status Worker::Run() {
@@ -123,6 +167,21 @@ absl::Status Worker::Run() {
     pool.max_idle = options_.cores + options_.side_slots;
     pool.max_processes = options_.runner.max_processes;
     executors_ = std::make_unique<ExecutorPool>(sandbox_, clock_, pool);
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    app_key_ = options_.app_public_key;
+    if (app_key_.empty()) {
+      std::ifstream in(options_.data_dir / "app-key.pub", std::ios::binary);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      app_key_ = ss.str();
+    }
+    if (!app_key_.empty() && !KeyFingerprint(app_key_).ok()) {
+      return absl::InvalidArgumentError("the pinned project key " +
+                                        (options_.data_dir / "app-key.pub").string() +
+                                        " is malformed; delete it to pin the coordinator's again");
+    }
   }
   runner_ = std::make_unique<ReplicaRunner>(*cache_, *blobs_, sandbox_, options_.runner,
                                             executors_.get());
@@ -236,7 +295,8 @@ void Worker::Execute(uint64_t replica_id) {
     r = running_.at(replica_id).get();
   }
   const RunDirs dirs(options_.data_dir / "run" / std::to_string(replica_id));
-  std::optional<v1::ReplicaReport> report = runner_->Run(r->assignment, dirs, r->cancel);
+  std::optional<v1::ReplicaReport> report = RefuseUnsigned(r->assignment);
+  if (!report.has_value()) report = runner_->Run(r->assignment, dirs, r->cancel);
   if (report.has_value() && !stop_.load()) {
     QueueReport(std::move(*report));
   } else {

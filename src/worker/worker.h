@@ -46,6 +46,10 @@ struct WorkerOptions {
   bool warm_executors = true;
   int64_t executor_idle_ms = 120'000;  // an idle executor ends after this [2 min]
   uint32_t side_slots = 1;             // side tasks (Resources.side) at once [1]
+  // The project's public key (PEM): run only apps it signed. Empty: the key
+  // pinned in data_dir/app-key.pub, else the one the coordinator gives at
+  // the first registration (then pinned), else none (unsigned apps run).
+  std::string app_public_key;
   RunnerOptions runner;
 };
 
@@ -77,6 +81,11 @@ class Worker {
   void Execute(uint64_t replica_id);
   void UploadCheckpoints();
   void ReapFinished();
+  // Keeps the project key the coordinator offers, unless one is in use.
+  void PinAppKeyLocked(const std::string& offered) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // With a project key: a host-error report for an app it did not sign
+  // (unsigned, re-signed or altered), which then never runs; else nullopt.
+  std::optional<v1::ReplicaReport> RefuseUnsigned(const v1::Assignment& a);
   void QueueReport(v1::ReplicaReport report);
   // Records the overhead of reports the coordinator acknowledged: from the
   // assignment's arrival to the committed report, minus the app's compute
@@ -97,6 +106,7 @@ class Worker {
 
   absl::Mutex mu_;
   std::string worker_id_ ABSL_GUARDED_BY(mu_);
+  std::string app_key_ ABSL_GUARDED_BY(mu_);  // the project key in use, PEM
   std::map<uint64_t, std::unique_ptr<Running>> running_ ABSL_GUARDED_BY(mu_);
   uint32_t used_cores_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t used_side_slots_ ABSL_GUARDED_BY(mu_) = 0;
