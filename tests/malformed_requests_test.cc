@@ -7,6 +7,7 @@
 
 #include "cluster_test_util.h"
 #include "common/sha256.h"
+#include "tls/tls.h"
 
 namespace artel::testing {
 namespace {
@@ -39,7 +40,8 @@ class MalformedRequests : public ClusterTest {
   // then `data`.
   grpc::Status RawUpload(const std::string& digest, uint64_t size, const std::string& data) {
     auto stub = v1::BlobService::NewStub(
-        grpc::CreateChannel(cluster().address(), grpc::InsecureChannelCredentials()));
+        grpc::CreateChannel(cluster().address(),
+                            tls::ChannelCredentials(tls::TrustFromToken(cluster().admin_token()))));
     grpc::ClientContext ctx;
     ctx.AddMetadata("authorization", "Bearer " + cluster().admin_token());
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
@@ -125,13 +127,14 @@ TEST_F(MalformedRequests, CorruptedStoredBlobIsNeverHandedOut) {
 }
 
 TEST_F(MalformedRequests, TokensAreCheckedForIdentityAndRole) {
-  Client bogus(cluster().address(), "artel_not_a_real_token");
+  const tls::Trust trust = tls::TrustFromToken(cluster().admin_token());
+  Client bogus(cluster().address(), "artel_not_a_real_token", trust);
   absl::StatusOr<v1::ListTasksResponse> listed = bogus.ListTasks({});
   EXPECT_EQ(listed.status().code(), absl::StatusCode::kUnauthenticated) << listed.status();
   EXPECT_THAT(std::string(listed.status().message()), HasSubstr("token"));
   absl::StatusOr<v1::SubmitResponse> sub = bogus.Submit(OneTask("echo"));
   EXPECT_EQ(sub.status().code(), absl::StatusCode::kUnauthenticated) << sub.status();
-  Client anonymous(cluster().address(), "");
+  Client anonymous(cluster().address(), "", trust);
   sub = anonymous.Submit(OneTask("echo"));
   EXPECT_EQ(sub.status().code(), absl::StatusCode::kUnauthenticated) << sub.status();
   EXPECT_THAT(std::string(sub.status().message()), HasSubstr("token"));
@@ -170,7 +173,10 @@ TEST_F(MalformedRequests, RevokedTokenFailsItsNextCallAndTheListShowsWhy) {
       {"token", "create", "--role", "submitter", "--owner", "dana", "--expires", "30d"}, admin);
   ASSERT_EQ(created.exit_code, 0) << created.err;
   const std::string secret = Lines(created.out).at(0);
-  const std::string id = Sha256Hex(secret).substr(0, 12);
+  // The printed token carries the coordinator's TLS pin after '#'; its id
+  // names the secret alone.
+  ASSERT_NE(secret.find('#'), std::string::npos) << secret;
+  const std::string id = Sha256Hex(tls::SplitToken(secret).first).substr(0, 12);
   EXPECT_THAT(created.err, HasSubstr("token " + id));
   EXPECT_THAT(created.err, HasSubstr("owner dana"));
 

@@ -12,6 +12,7 @@
 #include "cluster_test_util.h"
 #include "common/signing.h"
 #include "test_apps.h"
+#include "tls/tls.h"
 
 namespace artel::testing {
 namespace {
@@ -34,7 +35,8 @@ class SignedApps : public ClusterTest {
     absl::StatusOr<std::string> digest = client().blobs().UploadFile(file);
     ASSERT_TRUE(digest.ok()) << digest.status();
     auto stub = v1::ClientService::NewStub(
-        grpc::CreateChannel(cluster().address(), grpc::InsecureChannelCredentials()));
+        grpc::CreateChannel(cluster().address(),
+                            tls::ChannelCredentials(tls::TrustFromToken(cluster().admin_token()))));
     grpc::ClientContext ctx;
     ctx.AddMetadata("authorization", "Bearer " + cluster().admin_token());
     v1::AddAppRequest req;

@@ -16,6 +16,45 @@ void AddConnectionOptions(CLI::App* command, Connection* conn) {
       ->capture_default_str();
   command->add_option("--token", conn->token, "access token (default: $ARTEL_TOKEN)")
       ->envname("ARTEL_TOKEN");
+  command
+      ->add_option("--ca", conn->ca,
+                   "trust the coordinator's certificate through this CA file (its own "
+                   "DATA/tls/cert.pem for a self-signed one)")
+      ->envname("ARTEL_CA");
+  command
+      ->add_option("--tls-fingerprint", conn->fingerprint,
+                   "trust exactly the coordinator certificate with this SHA-256 (printed at "
+                   "its start; a token's #FP suffix gives it too)")
+      ->envname("ARTEL_TLS_FINGERPRINT");
+  command->add_option("--tls-name", conn->tls_name,
+                      "with --ca: the certificate name to expect instead of the host dialed");
+  command
+      ->add_flag("--insecure", conn->insecure,
+                 "plain TCP to a coordinator started with --insecure (no encryption)")
+      ->envname("ARTEL_INSECURE");
+}
+
+tls::Trust TrustOf(const Connection& conn) {
+  tls::Trust trust;
+  trust.insecure = conn.insecure;
+  trust.server_name = conn.tls_name;
+  if (!conn.ca.empty()) {
+    std::ifstream in(conn.ca, std::ios::binary);
+    if (!in) Fail("--ca '" + conn.ca + "' cannot be read; give the coordinator's certificate", 2);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    trust.ca_pem = ss.str();
+    if (!tls::Fingerprint(trust.ca_pem).ok()) {
+      Fail("--ca '" + conn.ca + "' holds no PEM certificate", 2);
+    }
+  }
+  trust.fingerprint = conn.fingerprint;
+  const std::string pinned = tls::SplitToken(conn.token).second;
+  if (trust.fingerprint.empty() && trust.ca_pem.empty() && !trust.insecure) {
+    trust.fingerprint = pinned;
+  }
+  if (absl::Status s = tls::Check(trust); !s.ok()) Fail(std::string(s.message()), 2);
+  return trust;
 }
 
 std::unique_ptr<Client> Connect(const Connection& conn) {
@@ -25,7 +64,7 @@ std::unique_ptr<Client> Connect(const Connection& conn) {
         "to DATA/admin.token on first start; `artel token create` makes others)",
         2);
   }
-  return std::make_unique<Client>(conn.coordinator, conn.token);
+  return std::make_unique<Client>(conn.coordinator, conn.token, TrustOf(conn));
 }
 
 void Fail(const absl::Status& status, int code) { Fail(std::string(status.message()), code); }

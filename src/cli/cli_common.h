@@ -16,10 +16,20 @@ namespace artel::cli {
 struct Connection {
   std::string coordinator = "127.0.0.1:7700";
   std::string token;
+  std::string ca;           // file: the CA (or self-signed certificate) to trust
+  std::string fingerprint;  // SHA-256 of the coordinator's certificate
+  std::string tls_name;     // with --ca: the name to check instead of the host dialed
+  bool insecure = false;    // plain TCP
 };
 
-// Adds --coordinator (env ARTEL_COORDINATOR) and --token (env ARTEL_TOKEN).
+// Adds --coordinator (env ARTEL_COORDINATOR), --token (env ARTEL_TOKEN),
+// --ca (ARTEL_CA), --tls-fingerprint (ARTEL_TLS_FINGERPRINT), --tls-name and
+// --insecure (ARTEL_INSECURE=1).
 void AddConnectionOptions(CLI::App* command, Connection* conn);
+// How `conn` verifies the coordinator: --ca, --tls-fingerprint, the pin of
+// the token (TOKEN#FP) or --insecure. Fails (exit 2) saying what to pass
+// when none or several are given.
+tls::Trust TrustOf(const Connection& conn);
 std::unique_ptr<Client> Connect(const Connection& conn);
 
 // Prints "artel: <message>" to stderr and ends the command with `code`.

@@ -40,6 +40,8 @@ struct CoordinatorFlags {
   std::string worker_timeout = "5s";
   uint32_t owner_max_in_flight = 1024;
   std::string app_key;
+  std::string tls_cert, tls_key;
+  bool insecure = false;
 };
 
 void RunCoordinator(const CoordinatorFlags& f) {
@@ -49,6 +51,12 @@ void RunCoordinator(const CoordinatorFlags& f) {
   options.coordinator.heartbeat_interval_ms = OrFail(ParseDurationMs(f.heartbeat));
   options.coordinator.worker_timeout_ms = OrFail(ParseDurationMs(f.worker_timeout));
   options.coordinator.max_in_flight_per_owner = f.owner_max_in_flight;
+  options.insecure = f.insecure;
+  options.tls_cert = f.tls_cert;
+  options.tls_key = f.tls_key;
+  if (f.insecure && (!f.tls_cert.empty() || !f.tls_key.empty())) {
+    Fail("--insecure serves plain TCP; drop it to serve --tls-cert/--tls-key", 2);
+  }
   if (!f.app_key.empty()) {
     options.coordinator.app_public_key = ReadPublicKeyFile(f.app_key, "--app-key");
   }
@@ -61,6 +69,15 @@ void RunCoordinator(const CoordinatorFlags& f) {
   std::ofstream(std::filesystem::path(f.data) / "coordinator.addr", std::ios::trunc)
       << address << "\n";
   std::cout << "artel coordinator listening on " << address << ", data in " << f.data << std::endl;
+  if (server->tls_fingerprint().empty()) {
+    std::cout << "plain TCP (--insecure): clients and workers need --insecure too" << std::endl;
+  } else {
+    std::cout << "TLS certificate sha256 " << server->tls_fingerprint()
+              << " (clients: --tls-fingerprint, or --ca "
+              << (f.tls_cert.empty() ? (std::filesystem::path(f.data) / "tls" / "cert.pem").string()
+                                     : f.tls_cert)
+              << "; tokens made here carry it)" << std::endl;
+  }
   if (!server->new_admin_token().empty()) {
     std::cout << "admin token written to "
               << (std::filesystem::path(f.data) / "admin.token").string() << std::endl;
@@ -92,6 +109,7 @@ void RunWorker(const WorkerFlags& f) {
   WorkerOptions options;
   options.coordinator = f.conn.coordinator;
   options.token = f.conn.token;
+  options.trust = TrustOf(f.conn);
   if (options.token.empty())
     Fail("a worker needs a worker token; pass --token or set ARTEL_TOKEN", 2);
   options.data_dir = f.data;
@@ -166,6 +184,11 @@ void AddServerCommands(CLI::App& app) {
                 "most replicas the workers of one owner hold at once")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  c->add_option("--tls-cert", coord->tls_cert,
+                "TLS certificate (PEM) to serve [a self-signed one kept in DATA/tls/]");
+  c->add_option("--tls-key", coord->tls_key, "the private key of --tls-cert (PEM)");
+  c->add_flag("--insecure", coord->insecure,
+              "serve plain TCP without TLS (only on a trusted network)");
   c->add_option("--app-key", coord->app_key,
                 "the project's public key (from `artel keys create`): accept only apps it signed, "
                 "and tell workers to run only those");

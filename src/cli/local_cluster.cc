@@ -164,6 +164,8 @@ absl::StatusOr<size_t> LocalCluster::AddWorker(const std::string& name,
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   if (!token.ok()) return token.status();
+  // A token without a TLS pin comes from a coordinator started --insecure.
+  if (token->token().find('#') == std::string::npos) argv.push_back("--insecure");
   ASSIGN_OR_RETURN(Subprocess p, Subprocess::Start(argv, options_.root / (name + ".log"),
                                                    {"ARTEL_TOKEN=" + token->token()}));
   workers_.push_back(std::move(p));

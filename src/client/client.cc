@@ -21,13 +21,18 @@ absl::Status FromGrpc(const grpc::Status& status, const std::string& doing) {
                       named ? message : doing + ": " + message);
 }
 
-Client::Client(const std::string& address, std::string token) : token_(std::move(token)) {
+Client::Client(const std::string& address, std::string token)
+    : Client(address, token, tls::TrustFromToken(token)) {}
+
+Client::Client(const std::string& address, std::string token, const tls::Trust& trust)
+    : token_(tls::SplitToken(token).first) {
   grpc::ChannelArguments args;
+  tls::ApplyChannelArgs(trust, args);
   args.SetMaxReceiveMessageSize(256 << 20);
   args.SetMaxSendMessageSize(64 << 20);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  channel_ = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  channel_ = grpc::CreateCustomChannel(address, tls::ChannelCredentials(trust), args);
   stub_ = v1::ClientService::NewStub(channel_);
   blobs_ = std::make_unique<BlobClient>(channel_, token_);
 }

@@ -14,6 +14,7 @@
 #include "artel/v1/artel.grpc.pb.h"
 #include "blob/blob_client.h"
 #include "common/status.h"
+#include "tls/tls.h"
 
 namespace artel {
 
@@ -22,6 +23,11 @@ absl::Status FromGrpc(const grpc::Status& status, const std::string& doing);
 class Client {
  public:
   // Does not connect yet; the first call does.
+  // Verifies the coordinator as `trust` says. `token` may carry the
+  // coordinator's TLS pin after a '#'; only the part before it is sent.
+  Client(const std::string& address, std::string token, const tls::Trust& trust);
+  // Trusts the pin `token` carries (SECRET#FINGERPRINT); a token without one
+  // connects over plain TCP (a coordinator started with --insecure).
   Client(const std::string& address, std::string token);
 
   absl::StatusOr<v1::SubmitResponse> Submit(const v1::SubmitRequest& request);

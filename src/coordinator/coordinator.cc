@@ -239,7 +239,8 @@ absl::StatusOr<v1::CreateTokenResponse> Coordinator::CreateToken(v1::Role role,
   }
   AwaitDurable(seq);
   v1::CreateTokenResponse response;
-  response.set_token(token);
+  response.set_token(options_.tls_fingerprint.empty() ? token
+                                                      : token + "#" + options_.tls_fingerprint);
   *response.mutable_info() = ToInfo(record);
   return response;
 }

@@ -46,6 +46,9 @@ struct CoordinatorOptions {
   // The project's Ed25519 public key (PEM). When set, AddApp accepts only
   // apps it signed, and workers learn it at registration. [none]
   std::string app_public_key;
+  // SHA-256 of the TLS certificate the server presents; new tokens carry it
+  // after a '#' so that a client can pin it. [none: plain TCP]
+  std::string tls_fingerprint;
 };
 
 // Counters for the summary printed by the demo and benchmarks.

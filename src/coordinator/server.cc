@@ -9,6 +9,7 @@
 #include "coordinator/services.h"
 #include "coordinator/training_driver.h"
 #include "store/sqlite_store.h"
+#include "tls/tls.h"
 
 namespace artel {
 
@@ -22,18 +23,29 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
                                        "; pass a writable --data");
   }
   std::unique_ptr<CoordinatorServer> s(new CoordinatorServer());
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  CoordinatorOptions coordinator_options = options.coordinator;
+  if (!options.insecure) {
+    const std::string host = options.listen.substr(0, options.listen.rfind(':'));
+    ASSIGN_OR_RETURN(
+        tls::Identity identity,
+        tls::LoadOrCreate(options.data_dir / "tls", options.tls_cert, options.tls_key, {host}));
+    ASSIGN_OR_RETURN(s->tls_fingerprint_, tls::Fingerprint(identity.cert_pem));
+    coordinator_options.tls_fingerprint = s->tls_fingerprint_;
+    credentials = tls::ServerCredentials(identity);
+  }
   ASSIGN_OR_RETURN(s->store_, SqliteStore::Open((options.data_dir / "artel.db").string()));
   ASSIGN_OR_RETURN(s->blobs_, BlobStore::Open(options.data_dir / "blobs", options.max_blob_bytes));
   s->coordinator_ =
-      std::make_unique<Coordinator>(*s->store_, *s->blobs_, s->clock_, options.coordinator);
+      std::make_unique<Coordinator>(*s->store_, *s->blobs_, s->clock_, coordinator_options);
   RETURN_IF_ERROR(s->coordinator_->Load());
   ASSIGN_OR_RETURN(std::optional<std::string> admin, s->coordinator_->EnsureAdminToken());
   const std::filesystem::path token_file = options.data_dir / "admin.token";
   if (admin.has_value()) {
-    s->new_admin_token_ = *admin;
+    s->new_admin_token_ = *admin;  // it carries the TLS pin, as every new token does
     {
       std::ofstream out(token_file, std::ios::trunc);
-      out << *admin << "\n";
+      out << s->new_admin_token_ << "\n";
       if (!out) {
         return absl::PermissionDeniedError("cannot write '" + token_file.string() + "'");
       }
@@ -53,7 +65,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   // Two coordinators must never share one address: a second one fails to
   // start instead of splitting the requests with the first.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
+  builder.AddListeningPort(options.listen, credentials, &s->port_);
   builder.SetMaxReceiveMessageSize(64 << 20);
   builder.SetMaxSendMessageSize(64 << 20);
   builder.RegisterService(s->client_service_.get());

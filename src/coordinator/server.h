@@ -32,6 +32,11 @@ struct ServerOptions {
   uint64_t max_blob_bytes = 4ull << 30;  // largest accepted blob [4 GiB]
   uint64_t tick_interval_ms = 200;       // how often leases are checked [200 ms]
   CoordinatorOptions coordinator;
+  // Plain TCP instead of TLS. [false]
+  bool insecure = false;
+  // The TLS certificate and key to serve; both empty: a self-signed pair
+  // kept in data_dir/tls/, made on first start.
+  std::filesystem::path tls_cert, tls_key;
 };
 
 // Thread-safe. Destruction shuts the server down.
@@ -44,6 +49,8 @@ class CoordinatorServer {
   int port() const { return port_; }
   // The admin token, if this start created it (first start of a data dir).
   const std::string& new_admin_token() const { return new_admin_token_; }
+  // SHA-256 of the served certificate ("" with plain TCP).
+  const std::string& tls_fingerprint() const { return tls_fingerprint_; }
   Coordinator& coordinator() { return *coordinator_; }
   // Blocks until Shutdown() is called from another thread.
   void Wait();
@@ -65,6 +72,7 @@ class CoordinatorServer {
   std::thread ticker_;
   int port_ = 0;
   std::string new_admin_token_;
+  std::string tls_fingerprint_;
 };
 
 }  // namespace artel

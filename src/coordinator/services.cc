@@ -42,7 +42,10 @@ std::string BearerToken(const grpc::ServerContext* context) {
   if (it == md.end()) return "";
   std::string value(it->second.data(), it->second.size());
   constexpr std::string_view kBearer = "Bearer ";
-  return value.rfind(kBearer, 0) == 0 ? value.substr(kBearer.size()) : value;
+  if (value.rfind(kBearer, 0) == 0) value = value.substr(kBearer.size());
+  // A token may carry the server's TLS pin after '#' (SECRET#FINGERPRINT);
+  // only the secret identifies the caller.
+  return value.substr(0, value.find('#'));
 }
 
 grpc::Status Authorize(const Coordinator& coordinator, grpc::ServerContext* context,

@@ -40,8 +40,11 @@ Worker::Worker(WorkerOptions options, Sandbox& sandbox)
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  channel_ =
-      grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(), args);
+  const tls::Trust trust =
+      tls::Chosen(options_.trust) ? options_.trust : tls::TrustFromToken(options_.token);
+  tls::ApplyChannelArgs(trust, args);
+  options_.token = tls::SplitToken(options_.token).first;  // the pin is not sent
+  channel_ = grpc::CreateCustomChannel(options_.coordinator, tls::ChannelCredentials(trust), args);
   stub_ = v1::WorkerService::NewStub(channel_);
   blobs_ = std::make_unique<BlobClient>(channel_, options_.token);
   if (options_.name.empty()) options_.name = HostName();

@@ -24,6 +24,7 @@
 #include "blob/blob_client.h"
 #include "common/clock.h"
 #include "sandbox/sandbox.h"
+#include "tls/tls.h"
 #include "worker/executor_pool.h"
 #include "worker/replica_runner.h"
 
@@ -50,6 +51,9 @@ struct WorkerOptions {
   // pinned in data_dir/app-key.pub, else the one the coordinator gives at
   // the first registration (then pinned), else none (unsigned apps run).
   std::string app_public_key;
+  // How to verify the coordinator; when none is chosen, the pin the token
+  // carries (SECRET#FINGERPRINT), else plain TCP.
+  tls::Trust trust;
   RunnerOptions runner;
 };
 
