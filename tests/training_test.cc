@@ -494,6 +494,24 @@ TEST_F(TrainingTest, MalformedInputsAreRejected) {
   ASSERT_TRUE(jobs.ok());
   EXPECT_EQ(jobs->jobs_size(), 0);
 
+  // Robust aggregation flags: a rule the coordinator does not know, or a
+  // radius without centered-clip, are refused before any job exists.
+  CommandResult rule = RunArtel(
+      {"train", "--model", ModelFile().string(), "--data", "small", "--aggregate", "krum"}, Env());
+  EXPECT_NE(rule.exit_code, 0) << rule.err;
+  EXPECT_NE(rule.err.find("--aggregate"), std::string::npos) << rule.err;
+  v1::TrainingSpec radius_only;
+  radius_only.set_model_digest(*client().blobs().UploadFile(ModelFile()));
+  radius_only.set_dataset("small");
+  radius_only.set_clip_radius(1.0);
+  absl::StatusOr<v1::TrainingJob> refused_radius = client().StartTraining(radius_only);
+  EXPECT_EQ(refused_radius.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused_radius.status().message().find("centered-clip"), std::string::npos)
+      << refused_radius.status();
+  jobs = client().ListTrainingJobs();
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_EQ(jobs->jobs_size(), 0);
+
   // A zip archive that is not TorchScript: the job fails reading the model.
   const auto zip = dir() / "fake.pt";
   WriteFile(zip, std::string("PK\x03\x04", 4) + std::string(200, 'x'));
@@ -654,6 +672,56 @@ TEST_F(TrainingTest, BatchNormModelTrainsInEveryModeAndExportsWhatItMeasured) {
   absl::StatusOr<v1::ListWorkersResponse> workers = client().ListWorkers();
   ASSERT_TRUE(workers.ok()) << workers.status();
   for (const v1::WorkerInfo& w : workers->workers()) EXPECT_EQ(w.invalid(), 0u) << w.name();
+}
+
+// One attacker among three workers sends its gradients times -20. With
+// the mean the job climbs the loss; with centered-clip it trains, and the
+// attacker is excluded after three rounds far from the aggregate.
+TEST_F(TrainingTest, CenteredClipTrainsDespiteAnAttackerAndExcludesIt) {
+  ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(2));
+  AddWorker("attacker", {"--inject-fault", "scale:-20"});
+  v1::TrainingSpec spec;
+  spec.set_mode(v1::TRAIN_MODE_SYNC);
+  spec.set_workers(3);
+  spec.set_batch_size(32);
+  spec.set_rounds(8);
+  spec.set_eval_every(8);
+  spec.set_optimizer("sgd");
+  spec.set_lr(0.05);
+  spec.set_lr_scale("none");
+  spec.set_aggregate("centered-clip");
+  const uint64_t clipped_id = StartJob(spec);
+  ASSERT_NE(clipped_id, 0u);
+  const v1::TrainingJob clipped = WaitJobDone(clipped_id, std::chrono::seconds(180));
+  ASSERT_EQ(clipped.state(), v1::TRAINING_STATE_DONE) << clipped.reason();
+  ASSERT_EQ(clipped.history_size(), 8);
+  EXPECT_LT(clipped.history(7).loss(), clipped.history(0).loss())
+      << "centered-clip did not lower the loss";
+
+  absl::StatusOr<v1::ListWorkersResponse> workers = client().ListWorkers();
+  ASSERT_TRUE(workers.ok());
+  std::string attacker;
+  for (const v1::WorkerInfo& w : workers->workers()) {
+    if (w.name() == "attacker") attacker = w.id();
+  }
+  ASSERT_EQ(clipped.excluded_size(), 1) << "the attacker was not excluded";
+  EXPECT_EQ(clipped.excluded(0).worker_id(), attacker);
+  EXPECT_NE(clipped.excluded(0).reason().find("3 rounds in a row"), std::string::npos)
+      << clipped.excluded(0).reason();
+  CommandResult show = RunArtel({"job", "show", std::to_string(clipped_id)}, Env());
+  EXPECT_NE(show.out.find("excluded:  worker " + attacker), std::string::npos) << show.out;
+
+  spec.set_aggregate("mean");
+  const uint64_t mean_id = StartJob(spec);
+  ASSERT_NE(mean_id, 0u);
+  const v1::TrainingJob mean = WaitJobDone(mean_id, std::chrono::seconds(180));
+  ASSERT_EQ(mean.state(), v1::TRAINING_STATE_DONE) << mean.reason();
+  EXPECT_EQ(mean.excluded_size(), 0) << "mean has no defence to exclude anyone with";
+  EXPECT_GT(clipped.accuracy(), mean.accuracy() + 0.1)
+      << "centered-clip " << clipped.accuracy() << " vs mean " << mean.accuracy();
+  std::cout << "accuracy after 8 rounds with one attacker: centered-clip " << clipped.accuracy()
+            << ", mean " << mean.accuracy() << "; loss " << clipped.history(0).loss() << " -> "
+            << clipped.history(7).loss() << " vs " << mean.history(7).loss() << std::endl;
 }
 
 }  // namespace

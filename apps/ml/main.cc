@@ -18,19 +18,29 @@
 //                   (docs/EXECUTORS.md); also what artel-ml does when started
 //                   with no arguments and $ARTEL_EXECUTOR_REQUESTS set
 //
+// Testing aid: with ARTEL_INJECT_FAULT set (by `artel worker --inject-fault`)
+// the process attacks training: sign-flip negates its updates, noise adds
+// Gaussian noise (std 1) to every value, scale:K multiplies them by K, and
+// label-flip trains on labels C-1-y (C: one more than the largest label of
+// the data). Buffers are left alone.
+//
 // Exit codes: 0 done; 2 bad input or usage (message on stderr); 1 any other
 // failure. Single-threaded unless --threads N.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "commands.h"
+#include "ml/buffers.h"
 #include "ml/compress.h"
 #include "model.h"
 #include "session.h"
@@ -103,6 +113,44 @@ absl::StatusOr<const TensorMap*> ReadShard(const Flags& flags, const std::string
   return data;
 }
 
+std::string InjectedFault() {
+  const char* v = std::getenv("ARTEL_INJECT_FAULT");
+  return v == nullptr ? "" : v;
+}
+
+// The testing aid's attack on an update (see the top of this file).
+void AttackUpdate(TensorMap& update) {
+  const std::string fault = InjectedFault();
+  double k = 1;
+  if (fault == "sign-flip") {
+    k = -1;
+  } else if (fault.rfind("scale:", 0) == 0) {
+    if (!absl::SimpleAtod(fault.substr(6), &k)) return;
+  } else if (fault != "noise") {
+    return;
+  }
+  std::mt19937_64 rng(std::random_device{}());
+  std::normal_distribution<float> noise(0.0f, 1.0f);
+  for (auto& [name, t] : update.tensors) {
+    if (IsBufferName(name) || t.dtype != DType::kF32) continue;
+    float* v = t.mutable_f32();
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      v[i] = fault == "noise" ? v[i] + noise(rng) : static_cast<float>(v[i] * k);
+    }
+  }
+}
+
+// The testing aid's label flip: a copy of `data` with labels C-1-y.
+TensorMap FlipLabels(const TensorMap& data) {
+  TensorMap out = data;
+  Tensor& y = out.tensors.at("y");  // I64, checked by CheckShard
+  int64_t* v = reinterpret_cast<int64_t*>(y.data.data());
+  int64_t high = 0;
+  for (int64_t i = 0; i < y.numel(); ++i) high = std::max(high, v[i]);
+  for (int64_t i = 0; i < y.numel(); ++i) v[i] = high - v[i];
+  return out;
+}
+
 // Compresses an update as --compress asks, with the session's residual
 // when --error-feedback is given.
 absl::StatusOr<TensorMap> Encode(TensorMap update, const Flags& flags, const std::string& what) {
@@ -123,7 +171,9 @@ absl::Status Init(const Flags& flags) {
 absl::Status Grad(const Flags& flags) {
   ASSIGN_OR_RETURN(Model * model, LoadModel(flags));
   ASSIGN_OR_RETURN(const TensorMap* shard, ReadShard(flags, flags.data));
-  const TensorMap& data = *shard;
+  TensorMap flipped;
+  if (InjectedFault() == "label-flip") flipped = FlipLabels(*shard);
+  const TensorMap& data = InjectedFault() == "label-flip" ? flipped : *shard;
   const int64_t n = data.tensors.at("x").shape[0];
   RowRange rows{0, n};
   if (flags.batch_index >= 0) {
@@ -133,6 +183,7 @@ absl::Status Grad(const Flags& flags) {
   }
   ASSIGN_OR_RETURN(TensorMap grad,
                    model->Gradient(data, rows, flags.micro_batch, flags.local.seed));
+  AttackUpdate(grad);
   ASSIGN_OR_RETURN(grad, Encode(std::move(grad), flags, "grad"));
   return Write(grad, flags, "grad.safetensors");
 }
@@ -156,7 +207,13 @@ absl::Status Local(const Flags& flags) {
     }
     joined = *std::move(both);
   }
-  const TensorMap& data = flags.local_data.size() > 1 ? joined : *shard;
+  TensorMap flipped;
+  if (InjectedFault() == "label-flip") {
+    flipped = FlipLabels(flags.local_data.size() > 1 ? joined : *shard);
+  }
+  const TensorMap& data = InjectedFault() == "label-flip" ? flipped
+                          : flags.local_data.size() > 1   ? joined
+                                                          : *shard;
   TensorMap state_in, state_out;
   if (!flags.state.empty()) {
     ASSIGN_OR_RETURN(state_in, ReadSafetensors(flags.state));
@@ -168,6 +225,7 @@ absl::Status Local(const Flags& flags) {
     return absl::InvalidArgumentError(absl::StrCat(flags.state, ": ", delta.status().message()));
   }
   if (!delta.ok()) return delta.status();
+  AttackUpdate(*delta);
   ASSIGN_OR_RETURN(TensorMap encoded, Encode(*std::move(delta), flags, "local"));
   RETURN_IF_ERROR(Write(encoded, flags, "delta.safetensors"));
   return Write(state_out, flags, "state.safetensors");

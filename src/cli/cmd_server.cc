@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -138,9 +139,20 @@ void RunWorker(const WorkerFlags& f) {
         "fault injection on: this worker corrupts {:.0f} % of the results it reports "
         "(testing aid)",
         rate * 100);
+  } else if (f.inject_fault == "sign-flip" || f.inject_fault == "noise" ||
+             f.inject_fault == "label-flip" || f.inject_fault.rfind("scale:", 0) == 0) {
+    double k;
+    if (f.inject_fault.rfind("scale:", 0) == 0 &&
+        (!absl::SimpleAtod(f.inject_fault.substr(6), &k) || !std::isfinite(k))) {
+      Fail("--inject-fault scale:K needs a number K, e.g. scale:-4", 2);
+    }
+    options.runner.app_fault = f.inject_fault;
+    spdlog::warn("fault injection on: artel-ml tasks on this worker send {} updates (testing aid)",
+                 f.inject_fault);
   } else if (!f.inject_fault.empty()) {
     Fail("unknown --inject-fault '" + f.inject_fault +
-             "'; known: corrupt-results, corrupt-results:RATE",
+             "'; known: corrupt-results, corrupt-results:RATE, and for training sign-flip, noise, "
+             "scale:K, label-flip",
          2);
   }
   std::unique_ptr<Sandbox> sandbox;
@@ -208,7 +220,10 @@ void AddServerCommands(CLI::App& app) {
   w->add_option("--gpu-memory", wf->gpu_memory, "memory of one GPU, e.g. 16G");
   w->add_option("--inject-fault", wf->inject_fault,
                 "TESTING AID: corrupt-results makes this worker report wrong results; "
-                "corrupt-results:RATE only that share of them, e.g. corrupt-results:0.1");
+                "corrupt-results:RATE only that share of them, e.g. corrupt-results:0.1; "
+                "training attacks (artel-ml): sign-flip (negated updates), noise (Gaussian, std "
+                "1 per value, added), scale:K (updates times K), label-flip (labels y become "
+                "C-1-y)");
   w->add_flag("--no-warm-executors", wf->cold,
               "run every task as a fresh process, even for persistent apps such as artel-ml");
   w->add_option("--executor-idle", wf->executor_idle,

@@ -27,7 +27,8 @@ const CLI::Validator kPositive(
 
 struct TrainFlags {
   Connection conn;
-  std::string model, data, mode, optimizer, name, out, inner_state, compress, lr_scale;
+  std::string model, data, mode, optimizer, name, out, inner_state, compress, lr_scale, aggregate;
+  double clip_radius = 0;
   uint32_t workers = 0, batch_size = 0, local_steps = 0, epochs = 0, rounds = 0, quorum = 0,
            backup = 0, eval_every = 0;
   double lr = 0, target_accuracy = 0, outer_lr = 0;
@@ -108,6 +109,8 @@ void Train(const TrainFlags& f) {
   spec.set_inner_state(f.inner_state);
   spec.set_compress(f.compress);
   spec.set_lr_scale(f.lr_scale);
+  spec.set_aggregate(f.aggregate);
+  spec.set_clip_radius(f.clip_radius);
   spec.set_epochs(f.epochs);
   spec.set_rounds(f.rounds);
   spec.set_target_accuracy(f.target_accuracy);
@@ -157,7 +160,13 @@ void PrintJob(const v1::TrainingJob& job) {
               << "\n";
   }
   std::cout << "  updates:   " << (s.compress().empty() ? "none" : s.compress())
-            << " compression\n";
+            << " compression, aggregated by " << (s.aggregate().empty() ? "mean" : s.aggregate());
+  if (s.clip_radius() > 0) std::cout << " (radius " << Number(s.clip_radius()) << ")";
+  std::cout << "\n";
+  for (const v1::ExcludedWorker& e : job.excluded()) {
+    std::cout << "  excluded:  worker " << e.worker_id() << " after round " << e.round() << ": "
+              << e.reason() << "\n";
+  }
   std::cout << "  stop:      ";
   if (s.rounds() > 0) std::cout << "after " << s.rounds() << " rounds";
   if (s.rounds() == 0) std::cout << "after " << (s.epochs() == 0 ? 1 : s.epochs()) << " epoch(s)";
@@ -258,6 +267,14 @@ void AddTrainCommands(CLI::App& app) {
                 "sync and local mode: none, sqrt (lr * sqrt(W)) or linear (lr * W) [auto: in sync "
                 "sqrt for adam and linear for sgd and momentum; none otherwise]")
       ->check(CLI::IsMember({"auto", "none", "sqrt", "linear"}));
+  t->add_option("--aggregate", tf->aggregate,
+                "how a round's updates combine: mean, trimmed-mean (25 % cut each side), median, "
+                "or centered-clip; robust rules exclude a worker whose updates lie far from the "
+                "result 3 rounds in a row (async: norm clipping) [mean]")
+      ->check(CLI::IsMember({"mean", "trimmed-mean", "median", "centered-clip"}));
+  t->add_option("--clip-radius", tf->clip_radius,
+                "centered-clip's radius, L2 over the whole update [0: automatic, the median "
+                "distance of the round's updates from their coordinate median]");
   t->add_option("--optimizer", tf->optimizer, "sgd, momentum or adam [momentum]")
       ->check(CLI::IsMember({"sgd", "momentum", "adam"}));
   t->add_option("--local-steps", tf->local_steps, "H: inner steps per task in local mode [64]")

@@ -149,7 +149,14 @@ nlohmann::json RoundJson(const v1::TrainingJob& job, const v1::RoundRecord& r) {
 
 nlohmann::json TrainingJobJson(const v1::TrainingJob& job) {
   const double epoch = job.history().empty() ? 0.0 : job.history().rbegin()->epoch();
+  nlohmann::json excluded = nlohmann::json::array();
+  for (const v1::ExcludedWorker& e : job.excluded()) {
+    excluded.push_back({{"worker", e.worker_id()}, {"round", e.round()}, {"reason", e.reason()}});
+  }
   return {{"id", job.id()},
+          {"aggregate", job.spec().aggregate().empty() ? "mean" : job.spec().aggregate()},
+          {"clip_radius", job.spec().clip_radius()},
+          {"excluded_workers", excluded},
           {"name", job.spec().name()},
           {"dataset", job.spec().dataset()},
           {"mode", TrainModeName(job.spec().mode())},

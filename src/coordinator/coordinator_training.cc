@@ -151,6 +151,23 @@ absl::StatusOr<v1::TrainingJob> Coordinator::StartTraining(const v1::TrainingSpe
         "--compress applies to --mode sync, local and async (fullbatch sends one gradient per "
         "shard and epoch)");
   }
+  if (spec.aggregate().empty()) spec.set_aggregate("mean");
+  if (spec.aggregate() != "mean" && spec.aggregate() != "trimmed-mean" &&
+      spec.aggregate() != "median" && spec.aggregate() != "centered-clip") {
+    return absl::InvalidArgumentError("unknown --aggregate '" + spec.aggregate() +
+                                      "'; use mean, trimmed-mean, median or centered-clip");
+  }
+  if (!(spec.clip_radius() >= 0) || !std::isfinite(spec.clip_radius())) {
+    return absl::InvalidArgumentError("--clip-radius must be a number >= 0 (0: automatic)");
+  }
+  if (spec.clip_radius() > 0 && spec.aggregate() != "centered-clip") {
+    return absl::InvalidArgumentError("--clip-radius applies to --aggregate centered-clip");
+  }
+  if (spec.mode() == v1::TRAIN_MODE_FULLBATCH && spec.aggregate() != "mean") {
+    return absl::InvalidArgumentError(
+        "--aggregate applies to --mode sync, local and async (fullbatch sums one gradient per "
+        "shard: each shard's is needed)");
+  }
   if (spec.epochs() == 0 && spec.rounds() == 0) spec.set_epochs(1);
   if (spec.quorum() == 0) spec.set_quorum(1);
   if (spec.max_staleness() == 0) spec.set_max_staleness(4);

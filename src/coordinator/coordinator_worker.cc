@@ -172,6 +172,9 @@ absl::StatusOr<v1::FetchWorkResponse> Coordinator::FetchWork(const v1::FetchWork
       return scheduler_.Pick(
           place, [&](uint64_t id) -> const TaskNeeds& { return tasks_.at(id).needs; },
           [&](uint64_t id) {
+            for (const std::string& avoid : tasks_.at(id).info.spec().avoid_workers()) {
+              if (avoid == worker_id) return false;
+            }
             for (uint64_t rid : tasks_.at(id).replica_ids) {
               const v1::ReplicaInfo& r = replicas_.at(rid);
               if (r.abandoned()) continue;

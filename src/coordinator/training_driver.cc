@@ -28,6 +28,26 @@ v1::InputFile Input(const std::string& name, const std::string& digest) {
   return f;
 }
 
+// The worker whose result a finished task accepted ("" if unknown).
+std::string WorkerOf(const v1::TaskInfo& t) {
+  for (const v1::ReplicaInfo& r : t.replicas()) {
+    if (r.id() == t.canonical_replica()) return r.worker_id();
+  }
+  return "";
+}
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+constexpr uint32_t kExcludeAfter = 3;    // rounds in a row far from the aggregate
+constexpr double kFarFactor = 2.0;       // "far": beyond this x the median distance
+constexpr size_t kAsyncNormWindow = 20;  // async: norms remembered
+constexpr size_t kAsyncNormMinimum = 5;  // async: norms needed before clipping
+
 double MetaNumber(const ml::TensorMap& m, const std::string& key, double fallback = 0) {
   auto it = m.metadata.find(key);
   if (it == m.metadata.end()) return fallback;
@@ -191,6 +211,7 @@ absl::StatusOr<uint64_t> TrainingDriver::SubmitMlTask(const v1::TrainingJob& job
   t->mutable_resources()->set_side(side);
   // The job's tasks share a warm artel-ml process on each worker.
   t->set_executor(ExecutorKey(job));
+  for (const v1::ExcludedWorker& e : job.excluded()) t->add_avoid_workers(e.worker_id());
   ASSIGN_OR_RETURN(v1::SubmitResponse resp, coordinator_.Submit(req));
   return resp.task_ids(0);
 }
@@ -423,10 +444,19 @@ absl::Status TrainingDriver::CloseRound(v1::TrainingJob& job,
       spec.mode() == v1::TRAIN_MODE_LOCAL ? "delta.safetensors" : "grad.safetensors";
   std::vector<ml::TensorMap> parts, buffer_parts;
   std::vector<double> weights;
+  std::vector<std::string> workers;
   double loss = 0;
   uint64_t samples = 0, bytes = 0;
   ASSIGN_OR_RETURN(uint64_t params_size, coordinator_.blobs().SizeOf(job.params_digest()));
   for (const v1::TaskInfo& t : done) {
+    workers.push_back(WorkerOf(t));
+    // A worker excluded while this task ran: its update no longer counts.
+    if (done.size() > 1 &&
+        std::any_of(job.excluded().begin(), job.excluded().end(),
+                    [&](const v1::ExcludedWorker& e) { return e.worker_id() == workers.back(); })) {
+      workers.pop_back();
+      continue;
+    }
     ASSIGN_OR_RETURN(std::string bytes_out, ReadOutput(t, file));
     ASSIGN_OR_RETURN(ml::TensorMap parsed, ml::ParseSafetensors(bytes_out));
     // Updates may travel as fp16 or int8 (--compress; ml/compress.h).
@@ -441,9 +471,10 @@ absl::Status TrainingDriver::CloseRound(v1::TrainingJob& job,
     weights.push_back(n);
     parts.push_back(std::move(m));
   }
+  if (parts.empty()) return absl::OkStatus();  // every update came from an excluded worker
   std::vector<const ml::TensorMap*> ptrs;
   for (const auto& p : parts) ptrs.push_back(&p);
-  ASSIGN_OR_RETURN(ml::TensorMap update, ml::WeightedAverage(ptrs, weights));
+  ASSIGN_OR_RETURN(ml::TensorMap update, Aggregate(job, ptrs, weights, workers));
   std::vector<const ml::TensorMap*> buffer_ptrs;
   for (const auto& b : buffer_parts) buffer_ptrs.push_back(&b);
   ASSIGN_OR_RETURN(ml::TensorMap buffers, ml::AverageBuffers(buffer_ptrs, weights));
@@ -491,6 +522,79 @@ absl::Status TrainingDriver::CloseRound(v1::TrainingJob& job,
   r->set_finished_at_ms(now);
   if (spec.mode() == v1::TRAIN_MODE_ASYNC) job.set_round_started_ms(now);
   return absl::OkStatus();
+}
+
+absl::StatusOr<ml::TensorMap> TrainingDriver::Aggregate(
+    v1::TrainingJob& job, const std::vector<const ml::TensorMap*>& parts,
+    std::vector<double>& weights, const std::vector<std::string>& workers) {
+  const v1::TrainingSpec& spec = job.spec();
+  const std::string& rule = spec.aggregate();
+  if (rule.empty() || rule == "mean") return ml::WeightedAverage(parts, weights);
+  std::vector<bool> far(parts.size(), false);
+  std::vector<double> distances;
+  ml::TensorMap out;
+  if (spec.mode() == v1::TRAIN_MODE_ASYNC) {
+    // One update at a time: clip its norm against the recent ones.
+    out = *parts.front();
+    ml::TensorMap zero = out;
+    for (auto& [name, t] : zero.tensors) std::fill(t.data.begin(), t.data.end(), 0);
+    ASSIGN_OR_RETURN(std::vector<double> n, ml::DistancesTo({parts.front()}, zero));
+    std::vector<double> recent(job.recent_norms().begin(), job.recent_norms().end());
+    double kept = n[0];
+    if (recent.size() >= kAsyncNormMinimum) {
+      const double limit = kFarFactor * Median(recent);
+      if (n[0] > limit && n[0] > 0) {
+        far[0] = true;
+        kept = limit;
+        ml::TensorMap scaled = zero;
+        RETURN_IF_ERROR(ml::AddInPlace(scaled, out, limit / n[0]));
+        out = std::move(scaled);
+      }
+    }
+    recent.push_back(kept);
+    if (recent.size() > kAsyncNormWindow) recent.erase(recent.begin());
+    job.clear_recent_norms();
+    for (double r : recent) job.add_recent_norms(r);
+  } else {
+    if (rule == "median") {
+      ASSIGN_OR_RETURN(out, ml::CoordinateMedian(parts));
+    } else if (rule == "trimmed-mean") {
+      ASSIGN_OR_RETURN(out, ml::TrimmedMean(parts, 0.25));
+    } else {  // centered-clip (checked when the job started)
+      ASSIGN_OR_RETURN(ml::ClipResult clip, ml::CenteredClip(parts, spec.clip_radius()));
+      out = std::move(clip.center);
+    }
+    ASSIGN_OR_RETURN(distances, ml::DistancesTo(parts, out));
+    if (parts.size() >= 3) {
+      const double limit = kFarFactor * Median(distances);
+      for (size_t i = 0; i < parts.size(); ++i) far[i] = limit > 0 && distances[i] > limit;
+    }
+  }
+  // Far updates earn suspicion; three rounds in a row exclude their worker.
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const std::string& w = workers[i];
+    if (w.empty()) continue;
+    if (far[i]) weights[i] = 0;  // nor do its buffers count
+    uint32_t& count = (*job.mutable_suspicion())[w];
+    count = far[i] ? count + 1 : 0;
+    if (count < kExcludeAfter) continue;
+    bool already = false;
+    for (const v1::ExcludedWorker& e : job.excluded()) already |= e.worker_id() == w;
+    if (already) continue;
+    v1::ExcludedWorker* e = job.add_excluded();
+    e->set_worker_id(w);
+    e->set_round(job.round() + 1);
+    e->set_reason(spec.mode() == v1::TRAIN_MODE_ASYNC
+                      ? "its updates were clipped to 2x the recent median norm in " +
+                            std::to_string(count) + " rounds in a row"
+                      : "its updates lay more than 2x the median distance from the " + rule +
+                            " aggregate in " + std::to_string(count) + " rounds in a row");
+    spdlog::warn("training job {}: worker {} excluded: {}", job.id(), w, e->reason());
+  }
+  if (std::all_of(weights.begin(), weights.end(), [](double x) { return x == 0; })) {
+    std::fill(weights.begin(), weights.end(), 1.0);  // buffers need some weight
+  }
+  return out;
 }
 
 absl::Status TrainingDriver::TimedCloseRound(v1::TrainingJob& job,

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "coordinator/coordinator.h"
+#include "ml/safetensors.h"
 
 namespace artel {
 
@@ -59,6 +60,14 @@ class TrainingDriver {
   absl::Status StartEval(v1::TrainingJob& job, const v1::Dataset& data);
   // Applies the averaged updates of finished tasks and closes the round.
   absl::Status CloseRound(v1::TrainingJob& job, const std::vector<v1::TaskInfo>& done);
+  // Combines a round's updates by the job's rule (TrainingSpec.aggregate);
+  // with a robust rule, tracks how far each worker's update lay from the
+  // result and excludes a worker after kExcludeAfter far rounds in a row.
+  // Far updates get weight 0 in `weights` (so their buffers do not count).
+  absl::StatusOr<ml::TensorMap> Aggregate(v1::TrainingJob& job,
+                                          const std::vector<const ml::TensorMap*>& parts,
+                                          std::vector<double>& weights,
+                                          const std::vector<std::string>& workers);
   // CloseRound, measuring the coordinator's own time and the tasks' compute
   // time into the job and the round's record.
   absl::Status TimedCloseRound(v1::TrainingJob& job, const std::vector<v1::TaskInfo>& done);

@@ -196,6 +196,83 @@ absl::StatusOr<TensorMap> TrimmedMean(const std::vector<const TensorMap*>& parts
   });
 }
 
+namespace {
+
+// All F32 values of `m`, tensors in name order, as one vector.
+std::vector<double> Flatten(const TensorMap& m) {
+  std::vector<double> out;
+  for (const auto& [name, t] : m.tensors) {
+    const float* v = t.f32();
+    out.insert(out.end(), v, v + t.numel());
+  }
+  return out;
+}
+
+double Distance(const std::vector<double>& a, const std::vector<double>& b) {
+  double sum = 0;
+  for (size_t i = 0; i < a.size(); ++i) sum += (a[i] - b[i]) * (a[i] - b[i]);
+  return std::sqrt(sum);
+}
+
+double MedianOf(std::vector<double> v) {
+  const size_t mid = v.size() / 2;
+  std::nth_element(v.begin(), v.begin() + mid, v.end());
+  if (v.size() % 2 == 1) return v[mid];
+  return (v[mid] + *std::max_element(v.begin(), v.begin() + mid)) / 2;
+}
+
+}  // namespace
+
+absl::StatusOr<ClipResult> CenteredClip(const std::vector<const TensorMap*>& parts, double radius,
+                                        int iterations) {
+  if (!(radius >= 0) || !std::isfinite(radius) || iterations < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("centered clipping needs a radius >= 0 (0: "
+                     "automatic) and iterations >= 1; got radius ",
+                     radius, ", iterations ", iterations));
+  }
+  ASSIGN_OR_RETURN(TensorMap median, CoordinateMedian(parts));
+  std::vector<std::vector<double>> xs;
+  for (const TensorMap* p : parts) xs.push_back(Flatten(*p));
+  std::vector<double> v = Flatten(median);
+  ClipResult out;
+  if (radius == 0) {
+    std::vector<double> d;
+    for (const auto& x : xs) d.push_back(Distance(x, v));
+    radius = MedianOf(d);
+  }
+  out.radius = radius;
+  const double n = static_cast<double>(xs.size());
+  for (int it = 0; it < iterations && radius > 0; ++it) {
+    std::vector<double> step(v.size(), 0.0);
+    for (const auto& x : xs) {
+      const double d = Distance(x, v);
+      const double w = d <= radius ? 1.0 : radius / d;
+      for (size_t i = 0; i < v.size(); ++i) step[i] += (x[i] - v[i]) * w;
+    }
+    for (size_t i = 0; i < v.size(); ++i) v[i] += step[i] / n;
+  }
+  for (const auto& x : xs) out.distances.push_back(Distance(x, v));
+  out.center = median;  // same layout; overwrite its values
+  size_t at = 0;
+  for (auto& [name, t] : out.center.tensors) {
+    float* dst = t.mutable_f32();
+    for (int64_t i = 0; i < t.numel(); ++i) dst[i] = static_cast<float>(v[at++]);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<double>> DistancesTo(const std::vector<const TensorMap*>& parts,
+                                                const TensorMap& center) {
+  std::vector<double> out;
+  const std::vector<double> c = Flatten(center);
+  for (const TensorMap* p : parts) {
+    RETURN_IF_ERROR(CheckSameLayout(*p, center, "an update", "the aggregate"));
+    out.push_back(Distance(Flatten(*p), c));
+  }
+  return out;
+}
+
 TensorMap Negate(const TensorMap& map) {
   TensorMap out;
   for (const auto& [name, t] : map.tensors) {

@@ -58,6 +58,27 @@ absl::StatusOr<TensorMap> CoordinateMedian(const std::vector<const TensorMap*>& 
 absl::StatusOr<TensorMap> TrimmedMean(const std::vector<const TensorMap*>& parts,
                                       double trim_fraction);
 
+// Centered clipping (Karimireddy, He and Jaggi, 2021): starting from the
+// coordinate median v, repeats `iterations` times
+//   v <- v + (1/n) * sum_i (x_i - v) * min(1, radius / |x_i - v|)
+// with |.| the L2 norm over all tensors together. `radius` 0 picks the
+// median of the parts' distances from the coordinate median, so that at
+// least half of the parts move v unclipped. Fewer than half of the parts
+// being arbitrary outliers move v by at most radius each.
+struct ClipResult {
+  TensorMap center;
+  double radius = 0;              // the radius used
+  std::vector<double> distances;  // |x_i - center| per part, after the last step
+};
+// Errors as CoordinateMedian, and InvalidArgument for a negative or
+// non-finite radius or iterations < 1.
+absl::StatusOr<ClipResult> CenteredClip(const std::vector<const TensorMap*>& parts,
+                                        double radius = 0, int iterations = 3);
+
+// |x_i - center| (L2 over all tensors) per part. Errors as CheckSameLayout.
+absl::StatusOr<std::vector<double>> DistancesTo(const std::vector<const TensorMap*>& parts,
+                                                const TensorMap& center);
+
 // -map, element-wise. REQUIRES: every tensor is F32 (checked; a violation
 // stops the process, so check the map with an aggregation or
 // CheckSameLayout against F32 params first).

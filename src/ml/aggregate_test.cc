@@ -11,6 +11,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::FloatEq;
+using ::testing::FloatNear;
 using ::testing::HasSubstr;
 
 TensorMap Map(std::vector<float> w, std::vector<float> b) {
@@ -166,6 +167,51 @@ TEST(NegateAndAddInPlace, AddInPlaceRefusesOtherLayoutAndLeavesTargetUntouched) 
   absl::Status s = AddInPlace(a, b, 1);
   EXPECT_THAT(s.message(), HasSubstr("'fc.weight' has shape [2,2] in the target but [4]"));
   EXPECT_THAT(Values(a, "fc.bias"), ElementsAre(0, 0));
+}
+
+TEST(CenteredClip, OutliersMoveTheCenterByAtMostTheRadius) {
+  // Six honest updates near (1, 1, 1, 1 | 0, 0), two attackers far away.
+  std::vector<TensorMap> maps;
+  for (int i = 0; i < 6; ++i) {
+    const float e = 0.01f * static_cast<float>(i - 3);
+    maps.push_back(Map({1 + e, 1 - e, 1 + e, 1 - e}, {e, -e}));
+  }
+  maps.push_back(Map({-100, -100, -100, -100}, {50, 50}));
+  maps.push_back(Map({1000, 1000, 1000, 1000}, {-500, -500}));
+  std::vector<const TensorMap*> parts;
+  for (const auto& m : maps) parts.push_back(&m);
+  absl::StatusOr<ClipResult> r = CenteredClip(parts);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(r->radius, 0);
+  EXPECT_LT(r->radius, 0.2) << "the automatic radius follows the honest spread";
+  for (float v : Values(r->center, "fc.weight")) EXPECT_NEAR(v, 1.0f, 0.1f);
+  for (float v : Values(r->center, "fc.bias")) EXPECT_NEAR(v, 0.0f, 0.1f);
+  ASSERT_EQ(r->distances.size(), 8u);
+  EXPECT_GT(r->distances[6], 100);
+  EXPECT_GT(r->distances[7], 1000);
+  for (int i = 0; i < 6; ++i) EXPECT_LT(r->distances[i], 0.2);
+
+  // The plain mean is dragged far off by the same attackers.
+  absl::StatusOr<TensorMap> mean = WeightedAverage(parts, std::vector<double>(8, 1.0));
+  EXPECT_GT(Values(*mean, "fc.weight")[0], 50);
+}
+
+TEST(CenteredClip, WithoutOutliersItIsCloseToTheMean) {
+  TensorMap a = Map({1, 2, 3, 4}, {0, 1}), b = Map({1.2f, 2.2f, 3.2f, 4.2f}, {0.2f, 1.2f}),
+            c = Map({0.8f, 1.8f, 2.8f, 3.8f}, {-0.2f, 0.8f});
+  absl::StatusOr<ClipResult> r = CenteredClip({&a, &b, &c}, /*radius=*/10);
+  ASSERT_TRUE(r.ok());
+  EXPECT_THAT(Values(r->center, "fc.weight"), ElementsAre(FloatNear(1, 1e-5), FloatNear(2, 1e-5),
+                                                          FloatNear(3, 1e-5), FloatNear(4, 1e-5)));
+  EXPECT_FALSE(CenteredClip({&a, &b}, -1).ok());
+  EXPECT_FALSE(CenteredClip({&a, &b}, 1, 0).ok());
+}
+
+TEST(CenteredClip, DistancesToMeasureEachPart) {
+  TensorMap a = Map({0, 0, 0, 0}, {0, 0}), b = Map({3, 4, 0, 0}, {0, 0});
+  absl::StatusOr<std::vector<double>> d = DistancesTo({&a, &b}, a);
+  ASSERT_TRUE(d.ok());
+  EXPECT_THAT(*d, ElementsAre(0.0, 5.0));
 }
 
 }  // namespace

@@ -51,6 +51,7 @@ absl::StatusOr<std::unique_ptr<WarmExecutor>> ExecutorPool::Acquire(const std::s
   o.memory_bytes = memory_bytes;
   o.max_processes = options_.max_processes;
   o.startup_timeout = options_.startup_timeout;
+  o.env = options_.env;
   std::error_code ec;
   std::filesystem::create_directories(root / "app", ec);
   if (ec) return absl::InternalError("cannot create " + root.string() + ": " + ec.message());

@@ -35,6 +35,7 @@ struct ExecutorPoolOptions {
   int64_t idle_timeout_ms = 120'000;                  // an idle executor ends after this [2 min]
   uint32_t max_processes = 256;                       // per executor [256]
   std::chrono::milliseconds startup_timeout{60'000};  // see ExecutorOptions [60 s]
+  std::map<std::string, std::string> env;             // extra environment of every executor
 };
 
 class ExecutorPool {

@@ -227,6 +227,7 @@ std::optional<v1::ReplicaReport> ReplicaRunner::Run(const v1::Assignment& a, con
   spec.output_dir = dirs.out;
   spec.checkpoint_dir = dirs.checkpoint;
   spec.env["ARTEL_TASK_ID"] = std::to_string(a.task_id());
+  if (!options_.app_fault.empty()) spec.env["ARTEL_INJECT_FAULT"] = options_.app_fault;
   spec.env["ARTEL_REPLICA_ID"] = std::to_string(a.replica_id());
   spec.memory_bytes = a.resources().memory_bytes();
   spec.max_processes = options_.max_processes;

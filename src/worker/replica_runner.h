@@ -22,6 +22,9 @@ struct RunnerOptions {
   // are hashed, as a broken or dishonest host would (1: every result; each
   // result drawn independently). Never use it on a real grid.
   double corrupt_rate = 0;
+  // Testing aid: an attack the app itself plays, passed to it (and to warm
+  // executors) as ARTEL_INJECT_FAULT, e.g. "sign-flip" for artel-ml. [none]
+  std::string app_fault;
   size_t max_captured_bytes = 1 << 20;  // stdout/stderr kept per stream [1 MiB]
   uint32_t max_processes = 256;         // per replica [256]
 };

@@ -169,6 +169,9 @@ absl::Status Worker::Run() {
     pool.idle_timeout_ms = options_.executor_idle_ms;
     pool.max_idle = options_.cores + options_.side_slots;
     pool.max_processes = options_.runner.max_processes;
+    if (!options_.runner.app_fault.empty()) {
+      pool.env["ARTEL_INJECT_FAULT"] = options_.runner.app_fault;
+    }
     executors_ = std::make_unique<ExecutorPool>(sandbox_, clock_, pool);
   }
   {
