@@ -65,6 +65,9 @@ struct Flags {
   double time_limit_s = 1800;
   bool json = false;
   bool keep = false;
+  std::string aggregate;   // "": the coordinator's default (mean)
+  uint32_t attackers = 0;  // the first N workers run --inject-fault ATTACK
+  std::string attack = "sign-flip";
   // Placement of worker i (1..workers); "{i}" in each becomes i.
   std::string coordinator_host = "127.0.0.1";  // what the coordinator listens on
   std::vector<std::string> worker_cgroups;     // cgroup directories to join
@@ -165,8 +168,10 @@ absl::StatusOr<Outcome> Run(const Flags& f, const std::filesystem::path& root) {
     for (const std::string& cg : f.worker_cgroups) placement.cgroups.push_back(ForWorker(cg, i));
     placement.netns = ForWorker(f.worker_netns, i);
     placement.coordinator_host = ForWorker(f.worker_coordinator_host, i);
+    std::vector<std::string> extra = {"--cores", "1"};
+    if (i <= f.attackers) extra.insert(extra.end(), {"--inject-fault", f.attack});
     RETURN_IF_ERROR(
-        cluster->AddWorker("worker-" + std::to_string(i), {"--cores", "1"}, placement).status());
+        cluster->AddWorker("worker-" + std::to_string(i), extra, placement).status());
   }
   v1::TrainingSpec spec;
   spec.set_name("bench-" + f.mode);
@@ -179,6 +184,7 @@ absl::StatusOr<Outcome> Run(const Flags& f, const std::filesystem::path& root) {
   spec.set_lr(f.lr);
   spec.set_optimizer(f.optimizer);
   spec.set_lr_scale(f.lr_scale);
+  spec.set_aggregate(f.aggregate);
   spec.set_local_steps(f.local_steps);
   if (mode == v1::TRAIN_MODE_LOCAL && f.local_steps == 0 && f.eval_every == 0 &&
       f.evals_per_epoch > 0) {
@@ -282,6 +288,13 @@ int Main(int argc, char** argv) {
   app.add_option("--time-limit", f.time_limit_s, "give up after this many seconds")
       ->capture_default_str();
   app.add_flag("--json", f.json, "print the summary as one JSON object");
+  app.add_option("--aggregate", f.aggregate,
+                 "mean, trimmed-mean, median or centered-clip (empty: the coordinator's default)");
+  app.add_option("--attackers", f.attackers, "the first N workers attack with --attack")
+      ->capture_default_str();
+  app.add_option("--attack", f.attack,
+                 "an artel worker --inject-fault: sign-flip, noise, scale:K, label-flip")
+      ->capture_default_str();
   app.add_flag("--keep", f.keep, "keep the work directory (logs, databases)");
   app.add_option("--coordinator-host", f.coordinator_host,
                  "host the coordinator listens on (0.0.0.0 for workers in network namespaces)")
@@ -338,7 +351,8 @@ int Main(int argc, char** argv) {
         "\"elapsed_s\": %.1f, \"rounds\": %u, \"epochs\": %.2f, \"accuracy\": %.4f, "
         "\"bytes_moved\": %llu, \"mib_per_epoch\": %.1f, \"local_steps_used\": %u, "
         "\"eval_every\": %u, \"compute_ms\": %llu, \"running_since_ms\": %lld, "
-        "\"end_ms\": %lld, \"utilization\": %.3f}\n",
+        "\"end_ms\": %lld, \"utilization\": %.3f, \"aggregate\": \"%s\", \"attackers\": %u, "
+        "\"attack\": \"%s\", \"excluded\": %d, \"coordinator_ms\": %.1f}\n",
         f.mode.c_str(), job.spec().inner_state().c_str(), job.spec().outer_lr(),
         job.spec().outer_momentum(), job.spec().lr_scale().c_str(), f.workers, f.optimizer.c_str(),
         f.batch_size, f.lr, f.local_steps, f.target, out->reached ? "true" : "false",
@@ -348,7 +362,8 @@ int Main(int argc, char** argv) {
         job.spec().local_steps(), job.spec().eval_every(),
         static_cast<unsigned long long>(out->compute_ms),
         static_cast<long long>(job.running_since_ms()), static_cast<long long>(out->end_ms),
-        utilization);
+        utilization, job.spec().aggregate().c_str(), f.attackers,
+        f.attackers > 0 ? f.attack.c_str() : "none", job.excluded_size(), job.coordinator_ms());
   } else if (out->reached) {
     std::printf(
         "artel %s, %u workers: %.2f%% test accuracy after %.1f s (%.2f epochs, %u rounds); "
