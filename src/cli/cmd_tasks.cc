@@ -186,8 +186,10 @@ void AddTaskCommands(CLI::App& app) {
   s->add_option("--gpu-memory", sf->gpu_memory, "GPU memory per replica, e.g. 8G [none]");
   s->add_option("--wall-time", sf->wall_time, "wall-time limit per replica, e.g. 10m [none]");
   s->add_option("--validator", sf->validator,
-                "how a quorum compares results: exact (same bytes), or tolerance[:rtol=R,atol=A] "
-                "(*.safetensors outputs equal within rtol 1e-4, atol 1e-6) [exact]");
+                "how a quorum compares results: exact (same bytes), tolerance[:rtol=R,atol=A] "
+                "(*.safetensors outputs equal within rtol 1e-4, atol 1e-6), or app:NAME[@VERSION] "
+                "(a registered app the coordinator runs in its sandbox as `APP a b` on two "
+                "replicas' output dirs: exit 0 equivalent, 1 different) [exact]");
   s->add_option("--job", sf->job, "job name");
   s->add_flag("--wait", sf->wait, "wait until every task finished; exit 0 if all succeeded");
   s->add_flag("--json", sf->json, "print {\"id\": N} per task");

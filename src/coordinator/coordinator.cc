@@ -47,8 +47,13 @@ v1::TaskEvent EventOf(const v1::TaskInfo& t) {
 }  // namespace
 
 Coordinator::Coordinator(Store& store, BlobStore& blobs, const Clock& clock,
-                         CoordinatorOptions options)
-    : store_(store), blobs_(blobs), clock_(clock), options_(options), commits_(store) {
+                         CoordinatorOptions options, Sandbox* validator_sandbox)
+    : store_(store),
+      blobs_(blobs),
+      clock_(clock),
+      options_(options),
+      commits_(store),
+      validator_sandbox_(validator_sandbox) {
   uint64_t seed = options.random_seed;
   if (seed == 0) {
     ARTEL_CHECK(RAND_bytes(reinterpret_cast<unsigned char*>(&seed), sizeof(seed)) == 1,
@@ -420,7 +425,21 @@ absl::Status Coordinator::ValidateSpecLocked(v1::TaskSpec& spec, std::string* ap
                                            ") has not been uploaded; upload it before submitting");
     }
   }
-  RETURN_IF_ERROR(MakeValidator(spec.validator(), blobs_).status());
+  if (auto validator_app = ParseAppValidator(spec.validator())) {
+    const v1::AppVersion* app = FindAppLocked(validator_app->first, validator_app->second);
+    if (app == nullptr) {
+      return absl::NotFoundError("validator app '" + spec.validator().substr(4) +
+                                 "' is not registered; register it with `artel app add`, or see "
+                                 "`artel app list`");
+    }
+    if (validator_sandbox_ == nullptr) {
+      return absl::FailedPreconditionError(
+          "this coordinator cannot run validator apps: it has no sandbox (install bubblewrap on "
+          "its host and restart it)");
+    }
+    spec.set_validator("app:" + app->name() + "@" + app->version());  // pinned now
+  }
+  RETURN_IF_ERROR(MakeValidator(spec.validator(), blobs_, &verdicts_).status());
   *spec.mutable_policy() = WithDefaults(spec.policy());
   *spec.mutable_resources() = WithDefaults(spec.resources());
   return CheckPolicy(spec.policy());
@@ -500,7 +519,8 @@ void Coordinator::TransitLocked(TaskEntry& task, WriteBatch& batch) {
   const v1::Outcome old_outcome = task.info.outcome();
   // Checked at submit, so the name is valid; a tolerance validator reads the
   // replicas' outputs from the blob store.
-  const std::unique_ptr<Validator> validator = *MakeValidator(task.info.spec().validator(), blobs_);
+  const std::unique_ptr<Validator> validator =
+      *MakeValidator(task.info.spec().validator(), blobs_, &verdicts_);
   TransitionResult r = Transit(task.info, ReplicasOfLocked(task), *validator, clock_.NowMs());
   ApplyTransitionLocked(task, r, old_state, old_outcome, batch);
 }
@@ -510,6 +530,7 @@ void Coordinator::ApplyTransitionLocked(TaskEntry& task, const TransitionResult&
                                         WriteBatch& batch) {
   for (uint64_t id : r.changed_replicas) batch.replicas.push_back(replicas_.at(id));
   for (uint64_t id : r.cancelled_replicas) in_progress_.erase(id);
+  for (const auto& pair : r.pending_validations) pending_validations_[pair] = task.info.id();
   const std::string app = AppKey(task.info);
   std::vector<std::string> caught;
   for (const std::string& w : r.invalid_workers) {
@@ -565,7 +586,8 @@ void Coordinator::ReopenResultsOfLocked(const std::string& worker_id, WriteBatch
       if (replicas_.at(t.canonical_replica()).worker_id() != worker_id) continue;
       const v1::TaskState old_state = t.state();
       const v1::Outcome old_outcome = t.outcome();
-      const std::unique_ptr<Validator> validator = *MakeValidator(t.spec().validator(), blobs_);
+      const std::unique_ptr<Validator> validator =
+          *MakeValidator(t.spec().validator(), blobs_, &verdicts_);
       TransitionResult r = Reopen(
           task.info, ReplicasOfLocked(task), *validator,
           "re-validating: its result came from " + who + ", since caught returning a wrong result",

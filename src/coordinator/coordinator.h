@@ -27,6 +27,8 @@
 #include "common/status.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/transitioner.h"
+#include "coordinator/validator.h"
+#include "sandbox/sandbox.h"
 #include "store/commit_queue.h"
 #include "store/store.h"
 
@@ -60,7 +62,10 @@ struct CoordinatorStats {
 class Coordinator {
  public:
   // `store`, `blobs` and `clock` must outlive the coordinator.
-  Coordinator(Store& store, BlobStore& blobs, const Clock& clock, CoordinatorOptions options = {});
+  // `validator_sandbox` (may be null: then tasks cannot name a validator
+  // app) runs validator apps on this host; it must outlive the coordinator.
+  Coordinator(Store& store, BlobStore& blobs, const Clock& clock, CoordinatorOptions options = {},
+              Sandbox* validator_sandbox = nullptr);
   ~Coordinator();
 
   // Reads the store; resumes unfinished tasks. REQUIRES: called once, first.
@@ -117,10 +122,14 @@ class Coordinator {
   absl::StatusOr<v1::FetchWorkResponse> FetchWork(const v1::FetchWorkRequest& request);
   absl::Status Report(const v1::ReportRequest& request);
 
-  // Expires leases and deadlines and declares silent workers dead. The
-  // server calls it a few times a second; tests call it after moving a
-  // FakeClock.
+  // Expires leases and deadlines, declares silent workers dead, and runs
+  // the validator apps that tasks wait for (RunValidations). The server
+  // calls it a few times a second; tests call it after moving a FakeClock.
   absl::Status Tick();
+  // Runs the validator app of every replica pair a task waits for, in the
+  // sandbox and outside the lock, records the verdicts (kept in memory: a
+  // restarted coordinator asks again) and moves those tasks on.
+  absl::Status RunValidations();
 
   CoordinatorStats Stats() const;
 
@@ -192,6 +201,11 @@ class Coordinator {
   v1::TaskInfo FullTaskLocked(const TaskEntry& task) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   const v1::AppVersion* FindAppLocked(const std::string& name, const std::string& version) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The validator app `app_digest` on two replicas' outputs, in the
+  // sandbox: exit 0 equivalent, 1 different; anything else counts as
+  // different and is logged. Call without the lock.
+  bool JudgeWithApp(const std::string& app_digest, const std::vector<v1::OutputFile>& a,
+                    const std::vector<v1::OutputFile>& b);
   // Queues `batch` (under the lock, to keep commit order = memory order).
   uint64_t EnqueueLocked(WriteBatch batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits for a queued batch; a failed commit stops the process, since
@@ -225,6 +239,10 @@ class Coordinator {
   std::map<std::pair<std::string, std::string>, v1::AppVersion> apps_ ABSL_GUARDED_BY(mu_);
   std::unordered_map<std::string, TokenRecord> tokens_ ABSL_GUARDED_BY(mu_);  // by hash
   Scheduler scheduler_ ABSL_GUARDED_BY(mu_);
+  Sandbox* const validator_sandbox_;
+  Verdicts verdicts_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<uint64_t, uint64_t>, uint64_t> pending_validations_
+      ABSL_GUARDED_BY(mu_);  // replica pair -> task
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   CoordinatorStats stats_ ABSL_GUARDED_BY(mu_);
 };

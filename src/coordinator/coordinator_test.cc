@@ -11,6 +11,7 @@
 #include "common/sha256.h"
 #include "coordinator/coordinator_test_util.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "sandbox/bubblewrap_sandbox.h"
 
 namespace artel::coordinator_test {
 namespace {
@@ -859,6 +860,70 @@ TEST_F(CoordinatorTest, HostErrorResetsTrust) {
   ASSERT_NE(rel, nullptr);
   EXPECT_FALSE(rel->trusted());
   EXPECT_EQ(rel->invalid(), 0u) << "a host error is no lie";
+}
+
+// ---- validator apps
+
+constexpr char kCloseValidator[] = R"(#!/bin/sh
+# Equivalent when the two numbers in result.txt differ by at most 5.
+a=$(cat "$1/result.txt"); b=$(cat "$2/result.txt")
+d=$((a - b)); [ "$d" -lt 0 ] && d=$((0 - d))
+[ "$d" -le 5 ] && exit 0
+exit 1
+)";
+
+TEST_F(CoordinatorTest, ValidatorAppJudgesOnTheCoordinatorsHostOutsideItsLock) {
+  absl::StatusOr<std::unique_ptr<BubblewrapSandbox>> bwrap = BubblewrapSandbox::Create();
+  ASSERT_TRUE(bwrap.ok()) << bwrap.status();
+  sandbox_ = bwrap->get();
+  ASSERT_NO_FATAL_FAILURE(Restart());
+  v1::AppVersion app;
+  app.set_name("close");
+  app.set_version("1");
+  app.set_digest(Put(kCloseValidator));
+  ARTEL_ASSERT_OK(coord_->AddApp(app).status());
+  const std::string a = RegisterWorker("a", "alice"), b = RegisterWorker("b", "bob"),
+                    c = RegisterWorker("c", "carol");
+
+  v1::TaskSpec spec = Spec(2);
+  spec.set_validator("app:close");
+  const uint64_t near = SubmitOne(spec);
+  EXPECT_EQ(Task(near).spec().validator(), "app:close@1") << "pinned to the version at submit";
+  const uint64_t ra = FetchOne(a), rb = FetchOne(b);
+  ARTEL_ASSERT_OK(ReportSuccess(a, ra, "13\n"));
+  ARTEL_ASSERT_OK(ReportSuccess(b, rb, "17\n"));
+  EXPECT_NE(Task(near).state(), v1::TASK_STATE_DONE) << "decided before the app judged";
+  ARTEL_ASSERT_OK(coord_->Tick());
+  EXPECT_EQ(Task(near).outcome(), v1::OUTCOME_SUCCESS) << Task(near).reason();
+
+  const uint64_t far = SubmitOne(spec);
+  const uint64_t fa = FetchOne(a), fb = FetchOne(b);
+  ARTEL_ASSERT_OK(ReportSuccess(a, fa, "13\n"));
+  ARTEL_ASSERT_OK(ReportSuccess(b, fb, "30\n"));
+  ARTEL_ASSERT_OK(coord_->Tick());
+  EXPECT_NE(Task(far).state(), v1::TASK_STATE_DONE);
+  const uint64_t fc = FetchOne(c);
+  ARTEL_ASSERT_OK(ReportSuccess(c, fc, "14\n"));
+  ARTEL_ASSERT_OK(coord_->Tick());
+  const v1::TaskInfo t = Task(far);
+  EXPECT_EQ(t.outcome(), v1::OUTCOME_SUCCESS) << t.reason();
+  EXPECT_EQ(Replica(far, fb).validity(), v1::VALIDITY_INVALID);
+  EXPECT_EQ(Replica(far, fc).validity(), v1::VALIDITY_VALID);
+}
+
+TEST_F(CoordinatorTest, ValidatorAppMustBeRegisteredAndNeedsASandbox) {
+  v1::TaskSpec spec = Spec(2);
+  spec.set_validator("app:nowhere");
+  v1::SubmitRequest req;
+  *req.add_tasks() = spec;
+  absl::Status s = coord_->Submit(req).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("artel app add"));
+  spec.set_validator("app:primes");  // registered, but this coordinator has no sandbox
+  *req.mutable_tasks(0) = spec;
+  s = coord_->Submit(req).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("bubblewrap"));
 }
 
 }  // namespace

@@ -61,7 +61,7 @@ class CoordinatorTest : public ::testing::Test {
     auto store = SqliteStore::Open((dir_ / "artel.db").string());
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
-    coord_ = std::make_unique<Coordinator>(*store_, *blobs_, clock_, options_);
+    coord_ = std::make_unique<Coordinator>(*store_, *blobs_, clock_, options_, sandbox_);
     ARTEL_ASSERT_OK(coord_->Load());
   }
 
@@ -184,6 +184,7 @@ class CoordinatorTest : public ::testing::Test {
   std::filesystem::path dir_;
   FakeClock clock_;
   CoordinatorOptions options_;
+  Sandbox* sandbox_ = nullptr;  // for validator apps; set before Restart()
   std::unique_ptr<BlobStore> blobs_;
   std::unique_ptr<SqliteStore> store_;
   std::unique_ptr<Coordinator> coord_;

@@ -375,7 +375,7 @@ absl::Status Coordinator::Tick() {
     seq = EnqueueLocked(std::move(batch));
   }
   AwaitDurable(seq);
-  return absl::OkStatus();
+  return RunValidations();
 }
 
 v1::ListWorkersResponse Coordinator::ListWorkers() const {

@@ -8,6 +8,7 @@
 #include "blob/blob_service.h"
 #include "coordinator/services.h"
 #include "coordinator/training_driver.h"
+#include "sandbox/bubblewrap_sandbox.h"
 #include "store/sqlite_store.h"
 #include "tls/tls.h"
 
@@ -36,8 +37,15 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   }
   ASSIGN_OR_RETURN(s->store_, SqliteStore::Open((options.data_dir / "artel.db").string()));
   ASSIGN_OR_RETURN(s->blobs_, BlobStore::Open(options.data_dir / "blobs", options.max_blob_bytes));
-  s->coordinator_ =
-      std::make_unique<Coordinator>(*s->store_, *s->blobs_, s->clock_, coordinator_options);
+  // Validator apps run in the same sandbox as any app, on this host.
+  if (auto sandbox = BubblewrapSandbox::Create(); sandbox.ok()) {
+    s->validator_sandbox_ = *std::move(sandbox);
+  } else {
+    spdlog::warn("no sandbox for validator apps ({}); tasks cannot name one",
+                 std::string(sandbox.status().message()));
+  }
+  s->coordinator_ = std::make_unique<Coordinator>(*s->store_, *s->blobs_, s->clock_,
+                                                  coordinator_options, s->validator_sandbox_.get());
   RETURN_IF_ERROR(s->coordinator_->Load());
   ASSIGN_OR_RETURN(std::optional<std::string> admin, s->coordinator_->EnsureAdminToken());
   const std::filesystem::path token_file = options.data_dir / "admin.token";

@@ -62,6 +62,7 @@ class CoordinatorServer {
   RealClock clock_;
   std::unique_ptr<SqliteStore> store_;
   std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<Sandbox> validator_sandbox_;
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<ClientServiceImpl> client_service_;
   std::unique_ptr<WorkerServiceImpl> worker_service_;

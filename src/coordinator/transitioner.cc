@@ -26,13 +26,20 @@ bool IsHostFault(const ReplicaInfo& r) {
          (r.state() == v1::REPLICA_STATE_REPORTED && r.result() == v1::RESULT_KIND_HOST_ERROR);
 }
 
+// Comparisons that are not Ready go to `pending` (and count as different).
 std::vector<AnswerClass> Classify(const std::vector<ReplicaInfo*>& replicas,
-                                  const Validator& validator) {
+                                  const Validator& validator,
+                                  std::vector<std::pair<uint64_t, uint64_t>>& pending) {
   std::vector<AnswerClass> classes;
   for (ReplicaInfo* r : replicas) {
     if (IsSuccess(*r)) {
       auto it = std::find_if(classes.begin(), classes.end(), [&](const AnswerClass& c) {
-        return !c.app_error && validator.Equivalent(*c.members.front(), *r);
+        if (c.app_error) return false;
+        if (!validator.Ready(*c.members.front(), *r)) {
+          pending.push_back(VerdictKey(c.members.front()->id(), r->id()));
+          return false;
+        }
+        return validator.Equivalent(*c.members.front(), *r);
       });
       if (it == classes.end())
         classes.push_back({false, {r}});
@@ -101,6 +108,10 @@ void JudgeLateReports(v1::TaskInfo& task, const std::vector<ReplicaInfo*>& repli
   if (canonical == nullptr) return;
   for (ReplicaInfo* r : replicas) {
     if (!IsSuccess(*r) || r->validity() != v1::VALIDITY_UNKNOWN) continue;
+    if (!validator.Ready(*canonical, *r)) {
+      out.pending_validations.push_back(VerdictKey(canonical->id(), r->id()));
+      continue;
+    }
     SetValidity(task, *r,
                 validator.Equivalent(*canonical, *r) ? v1::VALIDITY_VALID : v1::VALIDITY_INVALID,
                 false, out);
@@ -124,6 +135,10 @@ Check SpotCheck(v1::TaskInfo& task, const std::vector<ReplicaInfo*>& replicas,
   uint32_t in_progress = 0, faults = 0;
   for (ReplicaInfo* r : replicas) {
     if (r == canonical) continue;
+    if (IsSuccess(*r) && !validator.Ready(*canonical, *r)) {
+      out.pending_validations.push_back(VerdictKey(canonical->id(), r->id()));
+      return Check::kPending;
+    }
     if (IsSuccess(*r) && validator.Equivalent(*canonical, *r)) {
       SetValidity(task, *r, v1::VALIDITY_VALID, true, out);
       out.confirmed_workers.push_back(canonical->worker_id());
@@ -263,7 +278,18 @@ void TransitOpen(v1::TaskInfo& task, const std::vector<ReplicaInfo*>& replicas,
     }
   }
 
-  std::vector<AnswerClass> classes = Classify(replicas, validator);
+  std::vector<AnswerClass> classes = Classify(replicas, validator, out.pending_validations);
+  if (!out.pending_validations.empty()) {
+    // Decide nothing until the validator app has judged these pairs.
+    uint32_t running = 0;
+    for (const ReplicaInfo* r : replicas) running += r->state() == v1::REPLICA_STATE_IN_PROGRESS;
+    const v1::TaskState state = running > 0 ? v1::TASK_STATE_RUNNING : v1::TASK_STATE_PENDING;
+    if (task.state() != state) {
+      task.set_state(state);
+      out.task_changed = true;
+    }
+    return;
+  }
   auto best = std::max_element(classes.begin(), classes.end(), [](const auto& a, const auto& b) {
     return a.members.size() < b.members.size();
   });

@@ -25,6 +25,9 @@ struct TransitionResult {
   // another replica (a quorum of two or more, or a passed spot check).
   std::vector<std::string> confirmed_workers;
   uint32_t replicas_needed = 0;  // new replicas to create now
+  // Replica pairs (VerdictKey) whose comparison is not Ready: the task
+  // waits, deciding nothing, until their verdicts are in.
+  std::vector<std::pair<uint64_t, uint64_t>> pending_validations;
 };
 
 // Credit, in core-seconds, that replica `r` of `task` earns once its result

@@ -58,10 +58,11 @@ class TaskUnderTest {
     return r;
   }
 
-  TransitionResult Run(int64_t now_ms = kNowMs) {
+  TransitionResult Run(int64_t now_ms = kNowMs) { return RunWith(validator_, now_ms); }
+  TransitionResult RunWith(const Validator& validator, int64_t now_ms = kNowMs) {
     std::vector<v1::ReplicaInfo*> ptrs;
     for (v1::ReplicaInfo& r : replicas_) ptrs.push_back(&r);
-    return Transit(task_, ptrs, validator_, now_ms);
+    return Transit(task_, ptrs, validator, now_ms);
   }
   TransitionResult ReopenWith(const std::string& reason) {
     std::vector<v1::ReplicaInfo*> ptrs;
@@ -486,6 +487,49 @@ TEST(Transitioner, CreditIsCoresTimesSecondsCappedByTheWallTimeLimit) {
   EXPECT_DOUBLE_EQ(CreditFor(task, r), 20.0);
   task.mutable_spec()->mutable_resources()->set_wall_time_ms(2'000);
   EXPECT_DOUBLE_EQ(CreditFor(task, r), 8.0);
+}
+
+// ---- validator apps
+
+TEST(Transitioner, PairsAnAppHasNotJudgedYetHoldTheDecision) {
+  TaskUnderTest t(Policy(2));
+  Verdicts verdicts;
+  AppVerdictValidator app("app:close@1", verdicts);
+  v1::ReplicaInfo& a = t.Success("d1");
+  v1::ReplicaInfo& b = t.Success("d2");
+  TransitionResult r = t.RunWith(app);
+  EXPECT_NE(t.task().state(), v1::TASK_STATE_DONE);
+  EXPECT_EQ(r.replicas_needed, 0u) << "no new replica while a verdict is due";
+  EXPECT_THAT(r.pending_validations, ElementsAre(VerdictKey(a.id(), b.id())));
+
+  verdicts[VerdictKey(a.id(), b.id())] = true;
+  r = t.RunWith(app);
+  EXPECT_EQ(t.task().outcome(), v1::OUTCOME_SUCCESS);
+  EXPECT_THAT(r.pending_validations, IsEmpty());
+  EXPECT_EQ(b.validity(), v1::VALIDITY_VALID);
+}
+
+TEST(Transitioner, AnAppSayingDifferentAsksForAnotherReplica) {
+  TaskUnderTest t(Policy(2));
+  Verdicts verdicts;
+  AppVerdictValidator app("app:close@1", verdicts);
+  v1::ReplicaInfo& a = t.Success("d1");
+  v1::ReplicaInfo& b = t.Success("d2");
+  verdicts[VerdictKey(a.id(), b.id())] = false;
+  TransitionResult r = t.RunWith(app);
+  EXPECT_THAT(r.pending_validations, IsEmpty());
+  EXPECT_EQ(r.replicas_needed, 1u);
+}
+
+TEST(Transitioner, IdenticalOutputsNeedNoVerdict) {
+  TaskUnderTest t(Policy(2));
+  Verdicts verdicts;
+  AppVerdictValidator app("app:close@1", verdicts);
+  t.Success("d1");
+  t.Success("d1");
+  TransitionResult r = t.RunWith(app);
+  EXPECT_THAT(r.pending_validations, IsEmpty());
+  EXPECT_EQ(t.task().outcome(), v1::OUTCOME_SUCCESS);
 }
 
 }  // namespace

@@ -50,6 +50,29 @@ std::string Number(double v) {
 
 }  // namespace
 
+std::pair<uint64_t, uint64_t> VerdictKey(uint64_t a, uint64_t b) {
+  return {std::min(a, b), std::max(a, b)};
+}
+
+std::optional<std::pair<std::string, std::string>> ParseAppValidator(const std::string& name) {
+  absl::string_view rest = name;
+  if (!absl::ConsumePrefix(&rest, "app:") || rest.empty()) return std::nullopt;
+  const size_t at = rest.find('@');
+  if (at == absl::string_view::npos) return std::make_pair(std::string(rest), std::string());
+  return std::make_pair(std::string(rest.substr(0, at)), std::string(rest.substr(at + 1)));
+}
+
+bool AppVerdictValidator::Equivalent(const v1::ReplicaInfo& a, const v1::ReplicaInfo& b) const {
+  if (ComparedOutputs(a, true) == ComparedOutputs(b, true)) return true;
+  auto it = verdicts_.find(VerdictKey(a.id(), b.id()));
+  return it != verdicts_.end() && it->second;
+}
+
+bool AppVerdictValidator::Ready(const v1::ReplicaInfo& a, const v1::ReplicaInfo& b) const {
+  return ComparedOutputs(a, true) == ComparedOutputs(b, true) ||
+         verdicts_.count(VerdictKey(a.id(), b.id())) > 0;
+}
+
 bool ExactValidator::Equivalent(const v1::ReplicaInfo& a, const v1::ReplicaInfo& b) const {
   return ComparedOutputs(a, false) == ComparedOutputs(b, false);
 }
@@ -131,13 +154,21 @@ bool ToleranceValidator::SameSafetensors(const std::string& digest_a,
 }
 
 absl::StatusOr<std::unique_ptr<Validator>> MakeValidator(const std::string& name,
-                                                         const BlobStore& blobs) {
+                                                         const BlobStore& blobs,
+                                                         const Verdicts* verdicts) {
   if (name.empty() || name == "exact") return std::make_unique<ExactValidator>();
+  if (ParseAppValidator(name).has_value()) {
+    if (verdicts == nullptr) {
+      return absl::FailedPreconditionError("validator '" + name +
+                                           "' runs an app; only a coordinator can run it");
+    }
+    return std::make_unique<AppVerdictValidator>(name, *verdicts);
+  }
   absl::string_view rest = name;
   if (rest != "tolerance" && !absl::ConsumePrefix(&rest, "tolerance:")) {
     return absl::InvalidArgumentError("unknown validator '" + name +
                                       "'; known validators: exact, tolerance, "
-                                      "tolerance:rtol=R,atol=A");
+                                      "tolerance:rtol=R,atol=A, app:NAME[@VERSION]");
   }
   double rtol = ToleranceValidator::kDefaultRtol, atol = ToleranceValidator::kDefaultAtol;
   if (rest != "tolerance") {

@@ -7,8 +7,11 @@
 // validator_test.cc.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "artel/v1/artel.pb.h"
 #include "blob/blob_store.h"
@@ -22,6 +25,11 @@ class Validator {
   virtual ~Validator() = default;
   // REQUIRES: both replicas reported RESULT_KIND_SUCCESS.
   virtual bool Equivalent(const v1::ReplicaInfo& a, const v1::ReplicaInfo& b) const = 0;
+  // False while the verdict on (a, b) is still being computed elsewhere
+  // (AppVerdictValidator); Equivalent must then not be relied on.
+  virtual bool Ready(const v1::ReplicaInfo& /*a*/, const v1::ReplicaInfo& /*b*/) const {
+    return true;
+  }
   // The name a task spec gives to select this validator.
   virtual std::string name() const = 0;
 };
@@ -63,12 +71,43 @@ class ToleranceValidator final : public Validator {
   const double atol_;
 };
 
+// Verdicts of a validator app, by replica pair (smaller id first): true when
+// the app judged the two replicas' outputs equivalent.
+using Verdicts = std::map<std::pair<uint64_t, uint64_t>, bool>;
+
+// A registered app judges equivalence ("app:NAME@VERSION"); the coordinator
+// runs it in the sandbox on its own host (never on a worker, so that a liar
+// cannot judge itself) and records its verdicts. Outputs with identical
+// digests (stderr and stdout aside) are equivalent without asking the app;
+// any other pair is Ready once its verdict is recorded. `verdicts` must
+// outlive the validator and not change while it is used.
+class AppVerdictValidator final : public Validator {
+ public:
+  AppVerdictValidator(std::string name, const Verdicts& verdicts)
+      : name_(std::move(name)), verdicts_(verdicts) {}
+  bool Equivalent(const v1::ReplicaInfo& a, const v1::ReplicaInfo& b) const override;
+  bool Ready(const v1::ReplicaInfo& a, const v1::ReplicaInfo& b) const override;
+  std::string name() const override { return name_; }
+
+ private:
+  const std::string name_;
+  const Verdicts& verdicts_;
+};
+
+// The key of a replica pair in Verdicts.
+std::pair<uint64_t, uint64_t> VerdictKey(uint64_t a, uint64_t b);
+// "app:NAME" or "app:NAME@VERSION" split into name and version ("" for the
+// newest); nullopt for any other validator name.
+std::optional<std::pair<std::string, std::string>> ParseAppValidator(const std::string& name);
+
 // The validator a task spec names: "" or "exact"; "tolerance" (rtol 1e-4,
 // atol 1e-6) or "tolerance:rtol=R,atol=A" (either part may be left out).
 // `blobs` is what a ToleranceValidator reads; it must outlive the result.
 // Errors: InvalidArgument naming the known validators, or what is wrong in
 // the tolerance settings.
+// "app:NAME@VERSION" needs `verdicts` (else FailedPrecondition).
 absl::StatusOr<std::unique_ptr<Validator>> MakeValidator(const std::string& name,
-                                                         const BlobStore& blobs);
+                                                         const BlobStore& blobs,
+                                                         const Verdicts* verdicts = nullptr);
 
 }  // namespace artel
