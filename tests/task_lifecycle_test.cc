@@ -224,5 +224,53 @@ TEST_F(TaskLifecycle, CancelEndsTheTaskAndKillsItsRunningApp) {
   EXPECT_NE(unknown.err.find("999"), std::string::npos) << unknown.err;
 }
 
+// A validator app, registered like any app, judges two workers' results
+// that differ in their bytes but agree within its rule; the coordinator runs
+// it in its own sandbox.
+TEST_F(TaskLifecycle, ValidatorAppAcceptsResultsThatAgreeByItsRule) {
+  StartCluster();
+  AddScriptApp("jitter", R"(#!/bin/sh
+echo $((100 + ARTEL_REPLICA_ID % 4)) > "$ARTEL_OUTPUT_DIR/result.txt"
+)");
+  AddScriptApp("close", R"(#!/bin/sh
+a=$(cat "$1/result.txt"); b=$(cat "$2/result.txt")
+d=$((a - b)); [ "$d" -lt 0 ] && d=$((0 - d))
+[ "$d" -le 5 ] && exit 0
+exit 1
+)");
+  AddWorker("w1", {}, "alice");
+  AddWorker("w2", {}, "bob");
+  const std::vector<std::string> args = {"submit",
+                                         "--app",
+                                         "jitter",
+                                         "--count",
+                                         "4",
+                                         "--quorum",
+                                         "2",
+                                         "--validator",
+                                         "app:close",
+                                         "--wait",
+                                         "--json",
+                                         "--coordinator",
+                                         cluster().address(),
+                                         "--token",
+                                         cluster().admin_token()};
+  CommandResult submit = RunArtel(args);
+  ASSERT_EQ(submit.exit_code, 0) << submit.out << submit.err;
+  int finished = 0;
+  for (const std::string& line : Lines(submit.out)) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    if (j.size() == 1) continue;
+    ++finished;
+    EXPECT_EQ(j.at("outcome"), "success") << line;
+    const v1::TaskInfo t = WaitDone(j.at("id").get<uint64_t>());
+    EXPECT_EQ(t.spec().validator(), "app:close@1");
+    int valid = 0;
+    for (const auto& r : t.replicas()) valid += r.validity() == v1::VALIDITY_VALID;
+    EXPECT_EQ(valid, 2) << "task " << t.id();
+  }
+  EXPECT_EQ(finished, 4);
+}
+
 }  // namespace
 }  // namespace artel::testing
