@@ -724,5 +724,39 @@ TEST_F(TrainingTest, CenteredClipTrainsDespiteAnAttackerAndExcludesIt) {
             << clipped.history(7).loss() << " vs " << mean.history(7).loss() << std::endl;
 }
 
+// async applies one update at a time: a robust rule clips each update's
+// norm to twice the recent median, so an attacker sending its gradients
+// times -20 is clipped every time and excluded after three, and training
+// goes on.
+TEST_F(TrainingTest, AsyncClipsOversizedUpdatesAndExcludesTheirWorker) {
+  ASSERT_NO_FATAL_FAILURE(StartTrainingCluster(2));
+  AddWorker("attacker", {"--inject-fault", "scale:-20"});
+  v1::TrainingSpec spec;
+  spec.set_mode(v1::TRAIN_MODE_ASYNC);
+  spec.set_workers(3);
+  spec.set_batch_size(32);
+  spec.set_rounds(30);
+  spec.set_eval_every(30);
+  spec.set_optimizer("sgd");
+  spec.set_lr(0.05);
+  spec.set_aggregate("median");
+  const uint64_t id = StartJob(spec);
+  ASSERT_NE(id, 0u);
+  const v1::TrainingJob job = WaitJobDone(id, std::chrono::seconds(180));
+  ASSERT_EQ(job.state(), v1::TRAINING_STATE_DONE) << job.reason();
+  ASSERT_EQ(job.excluded_size(), 1) << "the attacker was not excluded";
+  EXPECT_NE(job.excluded(0).reason().find("clipped"), std::string::npos)
+      << job.excluded(0).reason();
+  EXPECT_LE(job.recent_norms_size(), 20);
+  const int n = job.history_size();
+  ASSERT_GE(n, 10);
+  double first = 0, last = 0;
+  for (int i = 0; i < 5; ++i) {
+    first += job.history(i).loss();
+    last += job.history(n - 1 - i).loss();
+  }
+  EXPECT_LT(last, first) << "the loss of the last 5 updates is not below that of the first 5";
+}
+
 }  // namespace
 }  // namespace artel::testing

@@ -46,7 +46,7 @@ double Median(std::vector<double> v) {
 constexpr uint32_t kExcludeAfter = 3;    // rounds in a row far from the aggregate
 constexpr double kFarFactor = 2.0;       // "far": beyond this x the median distance
 constexpr size_t kAsyncNormWindow = 20;  // async: norms remembered
-constexpr size_t kAsyncNormMinimum = 5;  // async: norms needed before clipping
+constexpr size_t kAsyncNormMinimum = 3;  // async: norms needed before clipping
 
 double MetaNumber(const ml::TensorMap& m, const std::string& key, double fallback = 0) {
   auto it = m.metadata.find(key);
@@ -581,6 +581,15 @@ absl::StatusOr<ml::TensorMap> TrainingDriver::Aggregate(
     bool already = false;
     for (const v1::ExcludedWorker& e : job.excluded()) already |= e.worker_id() == w;
     if (already) continue;
+    // Robust rules hold while fewer than half of the workers attack: never
+    // exclude more than that (a diverged job would otherwise lose them all).
+    if (static_cast<uint32_t>(job.excluded_size()) + 1 > (spec.workers() - 1) / 2) {
+      spdlog::warn(
+          "training job {}: worker {} lay far from the aggregate {} times in a row, but {} of {} "
+          "workers are excluded already",
+          job.id(), w, count, job.excluded_size(), spec.workers());
+      continue;
+    }
     v1::ExcludedWorker* e = job.add_excluded();
     e->set_worker_id(w);
     e->set_round(job.round() + 1);
