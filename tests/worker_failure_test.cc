@@ -295,7 +295,9 @@ TEST_F(WorkerFailure, AdaptiveReplicationRunsTrustedWorkersAloneAndNeverAcceptsA
     if (t.solo_replica() != 0) {
       ++solo;
       for (const auto& r : t.replicas()) {
-        if (r.id() == t.solo_replica()) EXPECT_NE(r.worker_id(), liar) << "the liar ran alone";
+        if (r.id() == t.solo_replica()) {
+          EXPECT_NE(r.worker_id(), liar) << "the liar ran alone";
+        }
       }
     }
   }
