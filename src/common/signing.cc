@@ -5,34 +5,20 @@
 
 #include <memory>
 
+#include "common/openssl_util.h"
 #include "common/sha256.h"
 
 namespace artel {
 namespace {
 
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
+using openssl::BioText;
+using openssl::Pkey;
+using openssl::ReadBio;
+using openssl::WriteBio;
+
 struct MdCtxFree {
   void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
 };
-struct PkeyCtxFree {
-  void operator()(EVP_PKEY_CTX* c) const { EVP_PKEY_CTX_free(c); }
-};
-using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
-
-std::unique_ptr<BIO, BioFree> ReadBio(const std::string& pem) {
-  return std::unique_ptr<BIO, BioFree>(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-}
-
-std::string BioText(BIO* bio) {
-  char* data = nullptr;
-  const long n = BIO_get_mem_data(bio, &data);
-  return std::string(data, static_cast<size_t>(n));
-}
 
 absl::StatusOr<Pkey> LoadPrivate(const std::string& pem) {
   auto bio = ReadBio(pem);
@@ -55,7 +41,7 @@ absl::StatusOr<Pkey> LoadPublic(const std::string& pem) {
 }
 
 std::string PublicPem(EVP_PKEY* key) {
-  std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
+  openssl::Bio bio = WriteBio();
   PEM_write_bio_PUBKEY(bio.get(), key);
   return BioText(bio.get());
 }
@@ -63,13 +49,13 @@ std::string PublicPem(EVP_PKEY* key) {
 }  // namespace
 
 absl::StatusOr<SigningKeyPair> GenerateSigningKey() {
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr));
+  openssl::PkeyCtx ctx(EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr));
   EVP_PKEY* raw = nullptr;
   if (!ctx || EVP_PKEY_keygen_init(ctx.get()) != 1 || EVP_PKEY_keygen(ctx.get(), &raw) != 1) {
     return absl::InternalError("OpenSSL could not generate an Ed25519 key");
   }
   Pkey key(raw);
-  std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
+  openssl::Bio bio = WriteBio();
   if (PEM_write_bio_PrivateKey(bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     return absl::InternalError("OpenSSL could not write the private key");
   }

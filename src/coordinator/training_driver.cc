@@ -536,19 +536,16 @@ absl::StatusOr<ml::TensorMap> TrainingDriver::Aggregate(
   if (spec.mode() == v1::TRAIN_MODE_ASYNC) {
     // One update at a time: clip its norm against the recent ones.
     out = *parts.front();
-    ml::TensorMap zero = out;
-    for (auto& [name, t] : zero.tensors) std::fill(t.data.begin(), t.data.end(), 0);
-    ASSIGN_OR_RETURN(std::vector<double> n, ml::DistancesTo({parts.front()}, zero));
+    const double norm = ml::L2Norm(out);
     std::vector<double> recent(job.recent_norms().begin(), job.recent_norms().end());
-    double kept = n[0];
+    double kept = norm;
     if (recent.size() >= kAsyncNormMinimum) {
       const double limit = kFarFactor * Median(recent);
-      if (n[0] > limit && n[0] > 0) {
+      if (norm > limit && norm > 0) {
         far[0] = true;
         kept = limit;
-        ml::TensorMap scaled = zero;
-        RETURN_IF_ERROR(ml::AddInPlace(scaled, out, limit / n[0]));
-        out = std::move(scaled);
+        RETURN_IF_ERROR(
+            ml::AddInPlace(out, *parts.front(), limit / norm - 1));  // out *= limit/norm
       }
     }
     recent.push_back(kept);

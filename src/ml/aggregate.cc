@@ -262,6 +262,16 @@ absl::StatusOr<ClipResult> CenteredClip(const std::vector<const TensorMap*>& par
   return out;
 }
 
+double L2Norm(const TensorMap& map) {
+  double sum = 0;
+  for (const auto& [name, t] : map.tensors) {
+    if (t.dtype != DType::kF32) continue;
+    const float* v = t.f32();
+    for (int64_t i = 0; i < t.numel(); ++i) sum += static_cast<double>(v[i]) * v[i];
+  }
+  return std::sqrt(sum);
+}
+
 absl::StatusOr<std::vector<double>> DistancesTo(const std::vector<const TensorMap*>& parts,
                                                 const TensorMap& center) {
   std::vector<double> out;

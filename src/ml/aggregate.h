@@ -75,6 +75,9 @@ struct ClipResult {
 absl::StatusOr<ClipResult> CenteredClip(const std::vector<const TensorMap*>& parts,
                                         double radius = 0, int iterations = 3);
 
+// The L2 norm of all F32 values of `map` together (other dtypes are skipped).
+double L2Norm(const TensorMap& map);
+
 // |x_i - center| (L2 over all tensors) per part. Errors as CheckSameLayout.
 absl::StatusOr<std::vector<double>> DistancesTo(const std::vector<const TensorMap*>& parts,
                                                 const TensorMap& center);

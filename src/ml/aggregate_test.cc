@@ -212,6 +212,7 @@ TEST(CenteredClip, DistancesToMeasureEachPart) {
   absl::StatusOr<std::vector<double>> d = DistancesTo({&a, &b}, a);
   ASSERT_TRUE(d.ok());
   EXPECT_THAT(*d, ElementsAre(0.0, 5.0));
+  EXPECT_DOUBLE_EQ(L2Norm(b), 5.0);
 }
 
 }  // namespace

@@ -14,29 +14,15 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/openssl_util.h"
 #include "common/sha256.h"
 
 namespace artel::tls {
 namespace {
 
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct PkeyCtxFree {
-  void operator()(EVP_PKEY_CTX* c) const { EVP_PKEY_CTX_free(c); }
-};
-
-std::string BioText(BIO* bio) {
-  char* data = nullptr;
-  const long n = BIO_get_mem_data(bio, &data);
-  return std::string(data, static_cast<size_t>(n));
-}
+using openssl::BioText;
+using openssl::ReadBio;
+using openssl::WriteBio;
 
 bool IsHex64(const std::string& s) {
   if (s.size() != 64) return false;
@@ -85,12 +71,11 @@ std::string ReadFile(const std::filesystem::path& p, bool* ok) {
 }
 
 absl::Status CheckKeyMatches(const Identity& id, const std::string& where) {
-  std::unique_ptr<BIO, BioFree> cb(BIO_new_mem_buf(id.cert_pem.data(), id.cert_pem.size()));
-  std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr));
+  openssl::Bio cb = ReadBio(id.cert_pem);
+  openssl::Cert cert(PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr));
   if (!cert) return absl::InvalidArgumentError(where + ": not a PEM certificate");
-  std::unique_ptr<BIO, BioFree> kb(BIO_new_mem_buf(id.key_pem.data(), id.key_pem.size()));
-  std::unique_ptr<EVP_PKEY, PkeyFree> key(
-      PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr));
+  openssl::Bio kb = ReadBio(id.key_pem);
+  openssl::Pkey key(PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr));
   if (!key) return absl::InvalidArgumentError(where + ": not a PEM private key");
   if (X509_check_private_key(cert.get(), key.get()) != 1) {
     return absl::InvalidArgumentError(where +
@@ -163,8 +148,8 @@ void ApplyChannelArgs(const Trust& t, grpc::ChannelArguments& args) {
 }
 
 absl::StatusOr<std::string> Fingerprint(const std::string& cert_pem) {
-  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(cert_pem.data(), cert_pem.size()));
-  std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  openssl::Bio bio = ReadBio(cert_pem);
+  openssl::Cert cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (!cert) return absl::InvalidArgumentError("not a PEM certificate");
   unsigned char* der = nullptr;
   const int n = i2d_X509(cert.get(), &der);
@@ -175,15 +160,15 @@ absl::StatusOr<std::string> Fingerprint(const std::string& cert_pem) {
 }
 
 absl::StatusOr<Identity> MakeSelfSigned(const std::vector<std::string>& extra_names) {
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new_id(EVP_PKEY_EC, nullptr));
+  openssl::PkeyCtx ctx(EVP_PKEY_CTX_new_id(EVP_PKEY_EC, nullptr));
   EVP_PKEY* raw = nullptr;
   if (!ctx || EVP_PKEY_keygen_init(ctx.get()) != 1 ||
       EVP_PKEY_CTX_set_ec_paramgen_curve_nid(ctx.get(), NID_X9_62_prime256v1) != 1 ||
       EVP_PKEY_keygen(ctx.get(), &raw) != 1) {
     return absl::InternalError("OpenSSL could not make a P-256 key");
   }
-  std::unique_ptr<EVP_PKEY, PkeyFree> key(raw);
-  std::unique_ptr<X509, X509Free> cert(X509_new());
+  openssl::Pkey key(raw);
+  openssl::Cert cert(X509_new());
   X509_set_version(cert.get(), 2);
   unsigned char serial[16];
   if (RAND_bytes(serial, sizeof(serial)) != 1) return absl::InternalError("no randomness");
@@ -228,10 +213,10 @@ absl::StatusOr<Identity> MakeSelfSigned(const std::vector<std::string>& extra_na
     return absl::InternalError("OpenSSL could not sign the certificate");
   }
   Identity id;
-  std::unique_ptr<BIO, BioFree> cb(BIO_new(BIO_s_mem()));
+  openssl::Bio cb = WriteBio();
   PEM_write_bio_X509(cb.get(), cert.get());
   id.cert_pem = BioText(cb.get());
-  std::unique_ptr<BIO, BioFree> kb(BIO_new(BIO_s_mem()));
+  openssl::Bio kb = WriteBio();
   PEM_write_bio_PrivateKey(kb.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr);
   id.key_pem = BioText(kb.get());
   return id;
