@@ -11,6 +11,9 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   bubblewrap zlib1g-dev
   libtorch-dev python3-torch dataset-fashion-mnist
+  libcpp-httplib-dev prometheus
+  python3-grpcio python3-protobuf python3-pytest python3-tqdm
+  chromium chromium-driver python3-selenium
 )
 
 missing=()

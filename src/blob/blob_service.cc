@@ -56,6 +56,7 @@ grpc::Status BlobServiceImpl::Upload(grpc::ServerContext* context,
   if (!writer.ok()) return ToGrpcStatus(writer.status());
   do {
     if (absl::Status s = (*writer)->Write(chunk.data()); !s.ok()) return ToGrpcStatus(s);
+    bytes_received_.fetch_add(chunk.data().size(), std::memory_order_relaxed);
   } while (reader->Read(&chunk));
   if (context->IsCancelled()) {
     return grpc::Status(grpc::StatusCode::CANCELLED, "upload cancelled by the client");
@@ -110,6 +111,7 @@ grpc::Status BlobServiceImpl::Download(grpc::ServerContext* context,
       return grpc::Status(grpc::StatusCode::CANCELLED, "download cancelled by the client");
     }
     sent += have;
+    bytes_sent_.fetch_add(have, std::memory_order_relaxed);
     first = false;
     chunk.clear_size();
   }

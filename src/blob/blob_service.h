@@ -3,6 +3,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <functional>
 
 #include "artel/v1/artel.grpc.pb.h"
@@ -32,8 +33,14 @@ class BlobServiceImpl final : public v1::BlobService::Service {
   grpc::Status HasBlobs(grpc::ServerContext* context, const v1::HasBlobsRequest* request,
                         v1::HasBlobsResponse* response) override;
 
+  // Blob bytes received by Upload and sent by Download so far (failed and
+  // cancelled transfers included).
+  uint64_t bytes_received() const { return bytes_received_.load(std::memory_order_relaxed); }
+  uint64_t bytes_sent() const { return bytes_sent_.load(std::memory_order_relaxed); }
+
  private:
   BlobStore& store_;
+  std::atomic<uint64_t> bytes_received_{0}, bytes_sent_{0};
   const std::function<grpc::Status(grpc::ServerContext*)> authorize_;
 };
 

@@ -10,10 +10,11 @@
 
 #include "absl/strings/numbers.h"
 #include "cli/cli_common.h"
+#include "cli/log_format.h"
 #include "common/units.h"
-#include "coordinator/server.h"
 #include "sandbox/bubblewrap_sandbox.h"
 #include "sandbox/plain_process_sandbox.h"
+#include "server/server.h"
 #include "worker/worker.h"
 
 namespace artel::cli {
@@ -43,9 +44,38 @@ struct CoordinatorFlags {
   std::string app_key;
   std::string tls_cert, tls_key;
   bool insecure = false;
+  std::string http = "127.0.0.1:7780";
+  bool http_tls = false;
+  std::string http_assets;
+  bool http_given = false;  // --http was passed: failing to serve it is fatal
+  std::string ml_app = "auto";
+  std::string log_format = "text";
 };
 
+// The ML app to register: `flag` as given, or for "auto" the artel-ml beside
+// this binary if there is one ("" for none or "off").
+std::filesystem::path MlAppPath(const std::string& flag) {
+  if (flag == "off" || flag.empty()) return {};
+  if (flag != "auto") {
+    if (!std::filesystem::is_regular_file(flag)) {
+      Fail("--ml-app '" + flag + "' is not a file; give the path of artel-ml, or --ml-app off", 2);
+    }
+    return std::filesystem::absolute(flag);
+  }
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return {};
+  std::filesystem::path beside = self.parent_path() / "artel-ml";
+  if (!std::filesystem::is_regular_file(beside, ec)) {
+    spdlog::info("no artel-ml beside {}: training jobs need --ml-app PATH or `artel app add`",
+                 self.string());
+    return {};
+  }
+  return beside;
+}
+
 void RunCoordinator(const CoordinatorFlags& f) {
+  if (absl::Status s = SetLogFormat(f.log_format); !s.ok()) Fail(s, 2);
   ServerOptions options;
   options.data_dir = f.data;
   options.listen = f.listen;
@@ -55,6 +85,11 @@ void RunCoordinator(const CoordinatorFlags& f) {
   options.insecure = f.insecure;
   options.tls_cert = f.tls_cert;
   options.tls_key = f.tls_key;
+  options.http_listen = f.http == "off" ? "" : f.http;
+  options.http_tls = f.http_tls;
+  options.http_required = f.http_given;
+  options.http_assets = f.http_assets;
+  options.ml_app = MlAppPath(f.ml_app);
   if (f.insecure && (!f.tls_cert.empty() || !f.tls_key.empty())) {
     Fail("--insecure serves plain TCP; drop it to serve --tls-cert/--tls-key", 2);
   }
@@ -69,25 +104,29 @@ void RunCoordinator(const CoordinatorFlags& f) {
       f.listen.substr(0, f.listen.rfind(':')) + ":" + std::to_string(server->port());
   std::ofstream(std::filesystem::path(f.data) / "coordinator.addr", std::ios::trunc)
       << address << "\n";
-  std::cout << "artel coordinator listening on " << address << ", data in " << f.data << std::endl;
+  Announce("artel coordinator listening on " + address + ", data in " + f.data);
   if (server->tls_fingerprint().empty()) {
-    std::cout << "plain TCP (--insecure): clients and workers need --insecure too" << std::endl;
+    Announce("plain TCP (--insecure): clients and workers need --insecure too");
   } else {
-    std::cout << "TLS certificate sha256 " << server->tls_fingerprint()
-              << " (clients: --tls-fingerprint, or --ca "
-              << (f.tls_cert.empty() ? (std::filesystem::path(f.data) / "tls" / "cert.pem").string()
-                                     : f.tls_cert)
-              << "; tokens made here carry it)" << std::endl;
+    Announce("TLS certificate sha256 " + server->tls_fingerprint() +
+             " (clients: --tls-fingerprint, or --ca " +
+             (f.tls_cert.empty() ? (std::filesystem::path(f.data) / "tls" / "cert.pem").string()
+                                 : f.tls_cert) +
+             "; tokens made here carry it)");
   }
   if (!server->new_admin_token().empty()) {
-    std::cout << "admin token written to "
-              << (std::filesystem::path(f.data) / "admin.token").string() << std::endl;
+    Announce("admin token written to " +
+             (std::filesystem::path(f.data) / "admin.token").string());
+  }
+  if (!server->http_url().empty()) {
+    Announce("dashboard at " + server->http_url() + "/ and Prometheus metrics at " +
+             server->http_url() + "/metrics (both ask for an admin or submitter token)");
   }
   CoordinatorServer* raw = server.get();
   std::thread signals = HandleTermination([raw] { raw->Shutdown(); });
   signals.detach();
   server->Wait();
-  std::cout << "artel coordinator stopped" << std::endl;
+  Announce("artel coordinator stopped");
 }
 
 struct WorkerFlags {
@@ -104,9 +143,11 @@ struct WorkerFlags {
   bool unsandboxed = false;
   bool cold = false;
   std::string executor_idle = "2m";
+  std::string log_format = "text";
 };
 
 void RunWorker(const WorkerFlags& f) {
+  if (absl::Status s = SetLogFormat(f.log_format); !s.ok()) Fail(s, 2);
   WorkerOptions options;
   options.coordinator = f.conn.coordinator;
   options.token = f.conn.token;
@@ -173,8 +214,8 @@ void RunWorker(const WorkerFlags& f) {
   Worker worker(options, *sandbox);
   std::thread signals = HandleTermination([&worker] { worker.Stop(); });
   signals.detach();
-  std::cout << "artel worker: " << f.cores << " core(s), sandbox " << sandbox->name()
-            << ", coordinator " << options.coordinator << std::endl;
+  Announce("artel worker: " + std::to_string(f.cores) + " core(s), sandbox " + sandbox->name() +
+           ", coordinator " + options.coordinator);
   OrFail(worker.Run());
 }
 
@@ -204,7 +245,25 @@ void AddServerCommands(CLI::App& app) {
   c->add_option("--app-key", coord->app_key,
                 "the project's public key (from `artel keys create`): accept only apps it signed, "
                 "and tell workers to run only those");
-  c->callback([coord] { RunCoordinator(*coord); });
+  c->add_option("--http", coord->http,
+                "address of the web dashboard and /metrics (port 0: any free port, written to "
+                "DATA/http.addr; `off`: none)")
+      ->capture_default_str();
+  c->add_flag("--http-tls", coord->http_tls,
+              "serve the dashboard over HTTPS with the coordinator's TLS certificate");
+  c->add_option("--http-assets", coord->http_assets,
+                "serve the dashboard's page files from this directory instead of the built-in "
+                "ones (to work on the dashboard)");
+  c->add_option("--ml-app", coord->ml_app,
+                "the ML app registered at start as artel-ml (`auto`: the artel-ml beside this "
+                "binary; `off`: none)")
+      ->capture_default_str();
+  c->add_option("--log-format", coord->log_format, "text, or json (one object per line)")
+      ->capture_default_str();
+  c->callback([coord, c] {
+    coord->http_given = c->count("--http") > 0;
+    RunCoordinator(*coord);
+  });
 
   auto wf = std::make_shared<WorkerFlags>();
   CLI::App* w = app.add_subcommand("worker", "run a worker agent that lends this machine");
@@ -234,6 +293,8 @@ void AddServerCommands(CLI::App& app) {
                 "coordinator gave at first registration, kept in --data as app-key.pub)");
   w->add_flag("--unsandboxed", wf->unsandboxed,
               "run tasks without bubblewrap if it is missing (no isolation!)");
+  w->add_option("--log-format", wf->log_format, "text, or json (one object per line)")
+      ->capture_default_str();
   w->callback([wf] { RunWorker(*wf); });
 }
 

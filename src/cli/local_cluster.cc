@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <fstream>
@@ -104,6 +105,10 @@ absl::Status LocalCluster::StartCoordinator(uint16_t port) {
   std::vector<std::string> argv = {
       options_.artel_binary.string(), "coordinator", "--data", data.string(), "--listen", listen};
   argv.insert(argv.end(), options_.coordinator_args.begin(), options_.coordinator_args.end());
+  if (std::find(argv.begin(), argv.end(), "--http") == argv.end()) {
+    // Clusters side by side must not fight over the default dashboard port.
+    argv.insert(argv.end(), {"--http", options_.coordinator_host + ":0"});
+  }
   ASSIGN_OR_RETURN(coordinator_, Subprocess::Start(argv, options_.root / "coordinator.log"));
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < until) {
@@ -127,6 +132,10 @@ absl::Status LocalCluster::StartCoordinator(uint16_t port) {
   }
   return absl::DeadlineExceededError("the coordinator did not start within 30 s; see " +
                                      (options_.root / "coordinator.log").string());
+}
+
+std::string LocalCluster::http_url() const {
+  return ReadLine(options_.root / "coordinator" / "http.addr");
 }
 
 absl::Status LocalCluster::RestartCoordinator() {

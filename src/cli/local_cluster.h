@@ -71,6 +71,9 @@ class LocalCluster {
   Subprocess& coordinator() { return coordinator_; }
 
   const std::string& address() const { return address_; }  // loopback host:port
+  // The dashboard's "http://host:port" (a free port unless coordinator_args
+  // pass --http); "" when it is off.
+  std::string http_url() const;
   uint16_t port() const { return port_; }
   const std::string& admin_token() const { return admin_token_; }
   const std::string& worker_token() const { return worker_token_; }

@@ -52,7 +52,7 @@ Coordinator::Coordinator(Store& store, BlobStore& blobs, const Clock& clock,
       blobs_(blobs),
       clock_(clock),
       options_(options),
-      commits_(store),
+      commits_(store, options.on_commit),
       validator_sandbox_(validator_sandbox) {
   uint64_t seed = options.random_seed;
   if (seed == 0) {
@@ -641,6 +641,12 @@ uint64_t Coordinator::WaitForTaskChange(uint64_t seen, int64_t timeout_ms) const
 }
 
 void Coordinator::CountLocked(const v1::TaskInfo& task, v1::TaskState old_state, int delta_old) {
+  auto count_state = [this](v1::TaskState state, int delta) {
+    if (state == v1::TASK_STATE_PENDING) stats_.pending += delta;
+    if (state == v1::TASK_STATE_RUNNING) stats_.running += delta;
+  };
+  if (delta_old != 0) count_state(old_state, delta_old);
+  count_state(task.state(), 1);
   auto it = jobs_.find(task.job_id());
   if (it == jobs_.end()) return;
   v1::JobStatus& j = it->second;

@@ -51,12 +51,20 @@ struct CoordinatorOptions {
   // SHA-256 of the TLS certificate the server presents; new tokens carry it
   // after a '#' so that a client can pin it. [none: plain TCP]
   std::string tls_fingerprint;
+  // Told of every durable commit (metrics). [none]
+  CommitObserver on_commit;
 };
 
-// Counters for the summary printed by the demo and benchmarks.
+// Counters for the summary printed by the demo and benchmarks, the
+// dashboard and the metrics. `tasks`, `replicas`, `lost_total` and `invalid`
+// only grow (from what the store held at start); `lost` is the number of
+// replicas lost now (a late report can clear it); pending, running and done
+// are tasks in that state now, success/app_error/system_error the done ones
+// by outcome.
 struct CoordinatorStats {
-  uint64_t tasks = 0, done = 0, success = 0, app_error = 0, system_error = 0;
-  uint64_t replicas = 0, lost = 0, invalid = 0, commits = 0, batches = 0;
+  uint64_t tasks = 0, pending = 0, running = 0, done = 0, success = 0, app_error = 0,
+           system_error = 0;
+  uint64_t replicas = 0, lost = 0, lost_total = 0, invalid = 0, commits = 0, batches = 0;
 };
 
 class Coordinator {
@@ -152,6 +160,7 @@ class Coordinator {
   uint64_t TaskChanges() const;
   uint64_t WaitForTaskChange(uint64_t seen, int64_t timeout_ms) const;
   BlobStore& blobs() { return blobs_; }
+  const BlobStore& blobs() const { return blobs_; }
   const Clock& clock() const { return clock_; }
 
  private:

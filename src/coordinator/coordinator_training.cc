@@ -210,9 +210,11 @@ absl::StatusOr<v1::TrainingJob> Coordinator::StartTraining(const v1::TrainingSpe
   {
     absl::MutexLock lock(&mu_);
     if (FindAppLocked(spec.app(), spec.app_version()) == nullptr) {
-      return absl::FailedPreconditionError("the ML app '" + spec.app() +
-                                           "' is not registered; register it with `artel app add " +
-                                           spec.app() + " --version 1 build/bin/artel-ml`");
+      return absl::FailedPreconditionError(
+          "the ML app '" + spec.app() +
+          "' is not registered; start the coordinator where artel-ml lies beside the artel "
+          "binary (or with --ml-app PATH), or register it with `artel app add " +
+          spec.app() + " --version 1 PATH/artel-ml`");
     }
     job.set_id(next_training_job_id_++);
     if (spec.name().empty()) spec.set_name("training-" + std::to_string(job.id()));

@@ -250,6 +250,7 @@ void Coordinator::LoseReplicaLocked(v1::ReplicaInfo& replica, const std::string&
   replica.set_finished_at_ms(clock_.NowMs());
   in_progress_.erase(replica.id());
   ++stats_.lost;
+  ++stats_.lost_total;
   batch.replicas.push_back(replica);
   TaskEntry& task = tasks_.at(replica.task_id());
   if (!replica.checkpoint_digest().empty()) {

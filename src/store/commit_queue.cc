@@ -1,10 +1,12 @@
 #include "store/commit_queue.h"
 
+#include <chrono>
 #include <vector>
 
 namespace artel {
 
-CommitQueue::CommitQueue(Store& store) : store_(store), committer_([this] { Run(); }) {}
+CommitQueue::CommitQueue(Store& store, CommitObserver observer)
+    : store_(store), observer_(std::move(observer)), committer_([this] { Run(); }) {}
 
 CommitQueue::~CommitQueue() {
   {
@@ -65,7 +67,12 @@ void CommitQueue::Run() {
     WriteBatch merged;
     for (WriteBatch& batch : group) merged.Append(std::move(batch));
     const bool touches_store = !merged.empty();
+    const auto start = std::chrono::steady_clock::now();
     absl::Status status = touches_store ? store_.Apply(merged) : absl::OkStatus();
+    if (touches_store && observer_) {
+      observer_(group.size(), std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+                                  .count());
+    }
 
     absl::MutexLock lock(&mu_);
     if (!status.ok()) failures_.emplace(last, std::make_pair(first, std::move(status)));

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <thread>
 #include <utility>
@@ -19,10 +20,14 @@
 
 namespace artel {
 
+// Told after each Store::Apply how many batches it held and how long it
+// took [seconds]; called on the committer thread, outside the queue's lock.
+using CommitObserver = std::function<void(uint64_t batches, double seconds)>;
+
 class CommitQueue {
  public:
   // Starts the committer thread. `store` must outlive the queue.
-  explicit CommitQueue(Store& store);
+  explicit CommitQueue(Store& store, CommitObserver observer = {});
   // Commits every batch already enqueued, then stops the committer thread.
   // REQUIRES: no concurrent or later Enqueue.
   ~CommitQueue();
@@ -50,6 +55,7 @@ class CommitQueue {
   void Run();
 
   Store& store_;
+  const CommitObserver observer_;
   mutable absl::Mutex mu_;
   std::deque<WriteBatch> pending_ ABSL_GUARDED_BY(mu_);  // seqs done_seq_+1...
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;

@@ -11,6 +11,8 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "coordinator/coordinator.h"
+#include "dashboard/http_server.h"
+#include "metrics/metrics.h"
 
 namespace grpc {
 class Server;
@@ -37,6 +39,23 @@ struct ServerOptions {
   // The TLS certificate and key to serve; both empty: a self-signed pair
   // kept in data_dir/tls/, made on first start.
   std::filesystem::path tls_cert, tls_key;
+  // The dashboard and /metrics: host:port ("" = off; port 0 picks a free
+  // one). The address bound is written to data_dir/http.addr.
+  std::string http_listen = "127.0.0.1:7780";
+  // Fail to start if http_listen cannot be served; otherwise that is logged
+  // and the coordinator runs without a dashboard. [false]
+  bool http_required = false;
+  // Serve the dashboard over HTTPS with the gRPC certificate. [false]
+  bool http_tls = false;
+  // The dashboard's page files from this directory instead of the built-in
+  // ones. [built-in]
+  std::filesystem::path http_assets;
+  // The ML app (artel-ml) registered at start as app "artel-ml", version
+  // "auto-" + the first 12 hex digits of its SHA-256, unless that file is
+  // already registered under that name. Empty: none. With a project key
+  // (coordinator.app_public_key) it is not registered: the coordinator
+  // holds no private key to sign it.
+  std::filesystem::path ml_app;
 };
 
 // Thread-safe. Destruction shuts the server down.
@@ -51,6 +70,8 @@ class CoordinatorServer {
   const std::string& new_admin_token() const { return new_admin_token_; }
   // SHA-256 of the served certificate ("" with plain TCP).
   const std::string& tls_fingerprint() const { return tls_fingerprint_; }
+  // "http://host:port" of the dashboard ("" when off).
+  std::string http_url() const;
   Coordinator& coordinator() { return *coordinator_; }
   // Blocks until Shutdown() is called from another thread.
   void Wait();
@@ -60,6 +81,7 @@ class CoordinatorServer {
   CoordinatorServer() = default;
 
   RealClock clock_;
+  metrics::Registry metrics_;
   std::unique_ptr<SqliteStore> store_;
   std::unique_ptr<BlobStore> blobs_;
   std::unique_ptr<Sandbox> validator_sandbox_;
@@ -69,6 +91,9 @@ class CoordinatorServer {
   std::unique_ptr<BlobServiceImpl> blob_service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<TrainingDriver> driver_;
+  std::unique_ptr<dashboard::Throughput> throughput_;
+  std::unique_ptr<dashboard::Api> api_;
+  std::unique_ptr<dashboard::HttpServer> http_;
   std::atomic<bool> stopping_{false};
   std::thread ticker_;
   int port_ = 0;

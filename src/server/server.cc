@@ -1,4 +1,4 @@
-#include "coordinator/server.h"
+#include "server/server.h"
 
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
@@ -6,13 +6,58 @@
 #include <fstream>
 
 #include "blob/blob_service.h"
+#include "common/sha256.h"
 #include "coordinator/services.h"
 #include "coordinator/training_driver.h"
 #include "sandbox/bubblewrap_sandbox.h"
+#include "server/rpc_metrics.h"
+#include "server/server_metrics.h"
 #include "store/sqlite_store.h"
 #include "tls/tls.h"
 
 namespace artel {
+namespace {
+
+constexpr char kMlAppName[] = "artel-ml";
+
+// Registers the ML app file `path` unless it is registered already (see
+// ServerOptions::ml_app). A missing file or a signed-apps coordinator is
+// logged, not an error: the grid still runs tasks.
+void RegisterMlApp(Coordinator& coordinator, BlobStore& blobs, const std::filesystem::path& path,
+                   bool signed_apps) {
+  if (path.empty()) return;
+  if (signed_apps) {
+    spdlog::info(
+        "{} is not registered automatically: this coordinator runs only signed apps; register "
+        "it with `artel app add {} --version V {} --sign PROJECT.key`",
+        kMlAppName, kMlAppName, path.string());
+    return;
+  }
+  absl::StatusOr<std::string> digest = blobs.PutFile(path);
+  if (!digest.ok()) {
+    spdlog::warn("cannot register the ML app {}: {}; training needs it (--ml-app PATH)",
+                 path.string(), std::string(digest.status().message()));
+    return;
+  }
+  const v1::ListAppsResponse apps = coordinator.ListApps();
+  for (const v1::AppVersion& app : apps.apps()) {
+    if (app.name() == kMlAppName && app.digest() == *digest) return;
+  }
+  v1::AppVersion app;
+  app.set_name(kMlAppName);
+  app.set_version("auto-" + digest->substr(0, 12));
+  app.set_digest(*digest);
+  absl::StatusOr<v1::AppVersion> added = coordinator.AddApp(app);
+  if (!added.ok()) {
+    spdlog::warn("cannot register the ML app {}: {}", path.string(),
+                 std::string(added.status().message()));
+    return;
+  }
+  spdlog::info("registered the ML app {} as {} version {}", path.string(), kMlAppName,
+               added->version());
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     const ServerOptions& options) {
@@ -26,6 +71,17 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   std::unique_ptr<CoordinatorServer> s(new CoordinatorServer());
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
   CoordinatorOptions coordinator_options = options.coordinator;
+  metrics::Histogram& commit_seconds = s->metrics_.GetHistogram(
+      "artel_store_commit_duration_seconds",
+      "Time of one durable store transaction (a group of batches).", metrics::LatencyBuckets());
+  metrics::Histogram& commit_batches = s->metrics_.GetHistogram(
+      "artel_store_commit_batches", "Change batches grouped into one store transaction.",
+      {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024});
+  coordinator_options.on_commit = [&commit_seconds, &commit_batches](uint64_t batches,
+                                                                     double seconds) {
+    commit_seconds.Observe(seconds);
+    commit_batches.Observe(static_cast<double>(batches));
+  };
   if (!options.insecure) {
     const std::string host = options.listen.substr(0, options.listen.rfind(':'));
     ASSIGN_OR_RETURN(
@@ -47,6 +103,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   s->coordinator_ = std::make_unique<Coordinator>(*s->store_, *s->blobs_, s->clock_,
                                                   coordinator_options, s->validator_sandbox_.get());
   RETURN_IF_ERROR(s->coordinator_->Load());
+  RegisterMlApp(*s->coordinator_, *s->blobs_, options.ml_app,
+                !options.coordinator.app_public_key.empty());
   ASSIGN_OR_RETURN(std::optional<std::string> admin, s->coordinator_->EnsureAdminToken());
   const std::filesystem::path token_file = options.data_dir / "admin.token";
   if (admin.has_value()) {
@@ -79,23 +137,66 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   builder.RegisterService(s->client_service_.get());
   builder.RegisterService(s->worker_service_.get());
   builder.RegisterService(s->blob_service_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<RpcMetricsFactory>(s->metrics_));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError("cannot listen on " + options.listen +
                                   "; is another coordinator running there? pick another --listen");
+  }
+  AddCoordinatorCollector(s->metrics_, coordinator, *s->blob_service_);
+  s->throughput_ = std::make_unique<dashboard::Throughput>();
+  s->api_ = std::make_unique<dashboard::Api>(coordinator, s->metrics_, *s->throughput_);
+  const std::filesystem::path http_file = options.data_dir / "http.addr";
+  std::filesystem::remove(http_file, ec);
+  if (!options.http_listen.empty()) {
+    dashboard::HttpOptions http;
+    http.listen = options.http_listen;
+    http.assets_dir = options.http_assets;
+    if (options.http_tls) {
+      if (options.insecure) {
+        return absl::InvalidArgumentError(
+            "--http-tls serves the gRPC certificate, but --insecure has none; drop one of them");
+      }
+      http.tls_cert = options.tls_cert.empty() ? options.data_dir / "tls" / "cert.pem"
+                                               : options.tls_cert;
+      http.tls_key = options.tls_key.empty() ? options.data_dir / "tls" / "key.pem"
+                                             : options.tls_key;
+    }
+    absl::StatusOr<std::unique_ptr<dashboard::HttpServer>> started =
+        dashboard::HttpServer::Start(http, *s->api_);
+    if (started.ok()) {
+      s->http_ = *std::move(started);
+      std::ofstream(http_file, std::ios::trunc) << s->http_url() << "\n";
+    } else if (options.http_required) {
+      return started.status();
+    } else {
+      spdlog::warn("no dashboard: {}", std::string(started.status().message()));
+    }
   }
   s->driver_ = std::make_unique<TrainingDriver>(coordinator);
   s->driver_->Start();
   const uint64_t tick_ms = options.tick_interval_ms;
   CoordinatorServer* raw = s.get();
   s->ticker_ = std::thread([raw, tick_ms] {
+    int64_t last_sample_ms = 0;
     while (!raw->stopping_.load()) {
       absl::Status st = raw->coordinator_->Tick();
       if (!st.ok()) spdlog::warn("tick: {}", st.ToString());
+      const int64_t now = raw->clock_.NowMs();
+      if (now - last_sample_ms >= 5000) {  // the overview's tasks per second
+        raw->throughput_->Sample(now, raw->coordinator_->Stats().done);
+        last_sample_ms = now;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(tick_ms));
     }
   });
   return s;
+}
+
+std::string CoordinatorServer::http_url() const {
+  return http_ == nullptr ? "" : http_->scheme() + "://" + http_->address();
 }
 
 void CoordinatorServer::Wait() { server_->Wait(); }
@@ -107,6 +208,7 @@ void CoordinatorServer::Shutdown() {
 
 CoordinatorServer::~CoordinatorServer() {
   Shutdown();
+  if (http_) http_->Stop();
   if (driver_) driver_->Stop();
   if (ticker_.joinable()) ticker_.join();
 }
