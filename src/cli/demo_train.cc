@@ -125,6 +125,11 @@ void RunTrainDemo(const TrainDemoFlags& f) {
     OrFail(cluster->AddWorker("worker-" + std::to_string(i), {"--cores", "1"}).status());
   }
   std::cout << "  started coordinator and " << f.workers << " workers" << std::endl;
+  if (const std::string url = cluster->http_url(); !url.empty()) {
+    std::cout << "  dashboard: " << url << "/  (token: " << cluster->admin_token().substr(0, 12)
+              << "..., in " << (root / "coordinator" / "admin.token").string() << ")"
+              << std::endl;
+  }
 
   std::ifstream model_in(root / "net.pt", std::ios::binary);
   v1::TrainingSpec spec;

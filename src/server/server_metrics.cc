@@ -2,24 +2,17 @@
 
 #include <string>
 
+#include "absl/strings/ascii.h"
+
 namespace artel {
 namespace {
 
+// "running" for TRAINING_STATE_RUNNING.
 std::string JobState(v1::TrainingState s) {
-  switch (s) {
-    case v1::TRAINING_STATE_INIT:
-      return "init";
-    case v1::TRAINING_STATE_RUNNING:
-      return "running";
-    case v1::TRAINING_STATE_EXPORTING:
-      return "exporting";
-    case v1::TRAINING_STATE_DONE:
-      return "done";
-    case v1::TRAINING_STATE_FAILED:
-      return "failed";
-    default:
-      return "unknown";
-  }
+  constexpr std::string_view kPrefix = "TRAINING_STATE_";
+  std::string name = v1::TrainingState_Name(s);
+  if (name.rfind(kPrefix, 0) == 0) name = name.substr(kPrefix.size());
+  return absl::AsciiStrToLower(name);
 }
 
 }  // namespace
