@@ -47,6 +47,12 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpOptions&
     s->scheme_ = "http";
   }
   httplib::Server& server = *s->server_;
+  // SO_REUSEADDR only: the library's default adds SO_REUSEPORT, which lets a
+  // second coordinator bind the same port and take half the requests.
+  server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   server.set_keep_alive_max_count(100);
   server.set_payload_max_length(1 << 16);  // GET only: no bodies
   auto api_handler = [&api](const httplib::Request& req, httplib::Response& res) {
