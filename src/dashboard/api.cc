@@ -91,7 +91,16 @@ HttpResponse Api::Get(const std::string& path, const std::map<std::string, std::
         "coordinator's host, or `artel token create --role submitter`)"));
   }
   absl::StatusOr<v1::Role> role = coordinator_.Authenticate(token);
-  if (!role.ok()) return Error(role.status());
+  if (!role.ok()) {
+    // The coordinator's message speaks of command-line flags; here the
+    // token was typed into the sign-in form.
+    std::string why(role.status().message());
+    why = why.substr(0, why.find("; check --token"));
+    return Error(absl::Status(role.status().code(),
+                              why + "; sign in with an admin or submitter token (`cat "
+                                    "DATA/admin.token` on the coordinator's host, or `artel token "
+                                    "create --role submitter`)"));
+  }
   if (*role != v1::ROLE_ADMIN && *role != v1::ROLE_SUBMITTER) {
     return Error(absl::PermissionDeniedError(
         "the dashboard needs an admin or submitter token, but a worker token was given; make one "
@@ -135,7 +144,11 @@ absl::StatusOr<HttpResponse> Api::Route(const std::string& path,
     if (what == "jobs" && seg.size() == 3) {
       ASSIGN_OR_RETURN(uint64_t id, ParseId(seg[2], "training job"));
       ASSIGN_OR_RETURN(v1::TrainingJob job, coordinator_.GetTrainingJob(id));
-      return ProtoJson(job);
+      ASSIGN_OR_RETURN(HttpResponse r, ProtoJson(job));
+      // Elapsed times are measured against the coordinator's clock.
+      nlohmann::json j = nlohmann::json::parse(r.body);
+      j["now_ms"] = coordinator_.clock().NowMs();
+      return Json(j);
     }
   }
   return absl::NotFoundError("no such page or API path '" + path +

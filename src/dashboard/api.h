@@ -6,16 +6,18 @@
 //   GET /api/session                  {"role": ...}: checks the token
 //   GET /api/overview                 workers, tasks by state, throughput, jobs
 //   GET /api/workers                  ListWorkersResponse (proto JSON) + now_ms
-//   GET /api/tasks?state=S&limit=N    ListTasksResponse, newest first
+//   GET /api/tasks?state=S&limit=N    ListTasksResponse: the newest N, by id
 //   GET /api/tasks/ID                 TaskInfo with its replicas
 //   GET /api/tasks/ID/outputs/NAME    the canonical result's output, raw bytes
 //                                     (?replica=R: that replica's)
 //   GET /api/jobs                     ListTrainingJobsResponse
-//   GET /api/jobs/ID                  TrainingJob with its history
+//   GET /api/jobs/ID                  TrainingJob with its history + now_ms
 //
 // Every path needs `Authorization: Bearer TOKEN` of an admin or submitter
 // (a worker token is refused: volunteers hold those). Errors are JSON
-// {"error": MESSAGE, "code": NAME} with 400/401/403/404/500; the message says
+// {"error": MESSAGE, "code": NAME} with 400 (bad argument), 401 (no or bad
+// token), 403 (worker token), 404 (unknown id or path), 409 (failed
+// precondition), 413 (an output too large to serve) or 500; the message says
 // what to do. Thread-safe (it only reads the coordinator, which locks).
 #pragma once
 
