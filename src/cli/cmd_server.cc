@@ -115,8 +115,7 @@ void RunCoordinator(const CoordinatorFlags& f) {
              "; tokens made here carry it)");
   }
   if (!server->new_admin_token().empty()) {
-    Announce("admin token written to " +
-             (std::filesystem::path(f.data) / "admin.token").string());
+    Announce("admin token written to " + (std::filesystem::path(f.data) / "admin.token").string());
   }
   if (!server->http_url().empty()) {
     Announce("dashboard at " + server->http_url() + "/ and Prometheus metrics at " +

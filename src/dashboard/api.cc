@@ -189,28 +189,27 @@ absl::StatusOr<HttpResponse> Api::Overview() const {
   for (const Throughput::Point& p : throughput_.Rates()) {
     rates.push_back({{"t_ms", p.t_ms}, {"tasks_per_s", p.tasks_per_s}});
   }
-  return Json({{"now_ms", coordinator_.clock().NowMs()},
-               {"workers", {{"online", online}, {"offline", offline}, {"cores", cores},
-                            {"gpus", gpus}}},
-               {"tasks",
-                {{"pending", s.pending},
-                 {"running", s.running},
-                 {"done", s.done},
-                 {"success", s.success},
-                 {"app_error", s.app_error},
-                 {"system_error", s.system_error},
-                 {"total", s.tasks}}},
-               {"replicas", {{"started", s.replicas}, {"lost", s.lost_total},
-                             {"invalid", s.invalid}}},
-               {"jobs_running", jobs_running},
-               {"jobs", jobs},
-               {"throughput", rates}});
+  return Json(
+      {{"now_ms", coordinator_.clock().NowMs()},
+       {"workers", {{"online", online}, {"offline", offline}, {"cores", cores}, {"gpus", gpus}}},
+       {"tasks",
+        {{"pending", s.pending},
+         {"running", s.running},
+         {"done", s.done},
+         {"success", s.success},
+         {"app_error", s.app_error},
+         {"system_error", s.system_error},
+         {"total", s.tasks}}},
+       {"replicas", {{"started", s.replicas}, {"lost", s.lost_total}, {"invalid", s.invalid}}},
+       {"jobs_running", jobs_running},
+       {"jobs", jobs},
+       {"throughput", rates}});
 }
 
 absl::StatusOr<HttpResponse> Api::Tasks(const std::map<std::string, std::string>& query) const {
   v1::ListTasksRequest req;
-  if (auto it = query.find("state"); it != query.end() && !it->second.empty() &&
-                                     it->second != "all") {
+  if (auto it = query.find("state");
+      it != query.end() && !it->second.empty() && it->second != "all") {
     v1::TaskState state;
     std::string name = "TASK_STATE_" + it->second;
     for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -247,8 +246,7 @@ absl::StatusOr<HttpResponse> Api::Output(uint64_t task_id, const std::string& na
     for (const v1::OutputFile& f : r.outputs()) {
       if (f.name() != name) continue;
       if (f.size() > static_cast<uint64_t>(kMaxOutputBytes)) {
-        return absl::ResourceExhaustedError("output '" + name + "' is " +
-                                            std::to_string(f.size()) +
+        return absl::ResourceExhaustedError("output '" + name + "' is " + std::to_string(f.size()) +
                                             " bytes; fetch it with `artel result " +
                                             std::to_string(task_id) + " --out DIR`");
       }

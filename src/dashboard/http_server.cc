@@ -42,8 +42,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpOptions&
   }
   std::unique_ptr<HttpServer> s(new HttpServer());
   if (!options.tls_cert.empty()) {
-    auto ssl = std::make_unique<httplib::SSLServer>(options.tls_cert.c_str(),
-                                                    options.tls_key.c_str());
+    auto ssl =
+        std::make_unique<httplib::SSLServer>(options.tls_cert.c_str(), options.tls_key.c_str());
     if (!ssl->is_valid()) {
       return absl::InvalidArgumentError("cannot serve HTTPS with " + options.tls_cert.string() +
                                         " and " + options.tls_key.string() +
@@ -71,8 +71,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpOptions&
   };
   server.Get("/metrics", api_handler);
   server.Get("/api/.*", api_handler);
-  if (!options.assets_dir.empty() &&
-      !server.set_mount_point("/", options.assets_dir.string())) {
+  if (!options.assets_dir.empty() && !server.set_mount_point("/", options.assets_dir.string())) {
     return absl::InvalidArgumentError("--http-assets '" + options.assets_dir.string() +
                                       "' is not a directory");
   }
@@ -97,8 +96,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpOptions&
                                   ": the address is in use or not this host's; pass another "
                                   "--http (port 0 picks a free one) or --http off");
   }
-  s->address_ = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
-                std::to_string(port);
+  s->address_ =
+      (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
   s->thread_ = std::thread([&server] { server.listen_after_bind(); });
   return s;
 }

@@ -22,8 +22,8 @@ class Throughput {
   void Sample(int64_t now_ms, uint64_t done);
 
   struct Point {
-    int64_t t_ms;         // end of the interval
-    double tasks_per_s;   // finished in the interval ÷ its length (>= 0)
+    int64_t t_ms;        // end of the interval
+    double tasks_per_s;  // finished in the interval ÷ its length (>= 0)
   };
   // One point per pair of consecutive samples, oldest first. A counter that
   // went down (a re-opened task) counts as no progress.

@@ -8,29 +8,17 @@
 namespace artel::metrics {
 namespace {
 
-std::string EscapeLabelValue(const std::string& v) {
+// Backslashes and newlines escaped, and double quotes too in label values
+// (the exposition format leaves them alone in help text).
+std::string Escape(const std::string& v, bool quotes) {
   std::string out;
   for (char c : v) {
     if (c == '\\') {
       out += "\\\\";
-    } else if (c == '"') {
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '"' && quotes) {
       out += "\\\"";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::string EscapeHelp(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '\n') {
-      out += "\\n";
     } else {
       out += c;
     }
@@ -44,14 +32,14 @@ std::string Series(const std::string& name, const Labels& labels) {
   std::string out = name + "{";
   for (size_t i = 0; i < labels.size(); ++i) {
     if (i > 0) out += ",";
-    out += labels[i].first + "=\"" + EscapeLabelValue(labels[i].second) + "\"";
+    out += labels[i].first + "=\"" + Escape(labels[i].second, /*quotes=*/true) + "\"";
   }
   return out + "}";
 }
 
 void Header(std::string& out, const std::string& name, const std::string& help,
             const std::string& type) {
-  out += "# HELP " + name + " " + EscapeHelp(help) + "\n";
+  out += "# HELP " + name + " " + Escape(help, /*quotes=*/false) + "\n";
   out += "# TYPE " + name + " " + type + "\n";
 }
 

@@ -159,10 +159,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
         return absl::InvalidArgumentError(
             "--http-tls serves the gRPC certificate, but --insecure has none; drop one of them");
       }
-      http.tls_cert = options.tls_cert.empty() ? options.data_dir / "tls" / "cert.pem"
-                                               : options.tls_cert;
-      http.tls_key = options.tls_key.empty() ? options.data_dir / "tls" / "key.pem"
-                                             : options.tls_key;
+      http.tls_cert =
+          options.tls_cert.empty() ? options.data_dir / "tls" / "cert.pem" : options.tls_cert;
+      http.tls_key =
+          options.tls_key.empty() ? options.data_dir / "tls" / "key.pem" : options.tls_key;
     }
     absl::StatusOr<std::unique_ptr<dashboard::HttpServer>> started =
         dashboard::HttpServer::Start(http, *s->api_);

@@ -85,8 +85,8 @@ void AddCoordinatorCollector(metrics::Registry& registry, const Coordinator& coo
                 "Parameter and update bytes moved for a job, over all tasks.", labels,
                 static_cast<double>(job.bytes_moved()));
       e.Gauge("artel_training_compute_utilization",
-              "Workers' training compute / (running time x workers), as of the last round.",
-              labels, job.compute_utilization());
+              "Workers' training compute / (running time x workers), as of the last round.", labels,
+              job.compute_utilization());
     }
     for (const char* state : {"init", "running", "exporting", "done", "failed"}) {
       e.Gauge("artel_training_jobs", "Training jobs by state.", {{"state", state}},

@@ -70,8 +70,8 @@ void CommitQueue::Run() {
     const auto start = std::chrono::steady_clock::now();
     absl::Status status = touches_store ? store_.Apply(merged) : absl::OkStatus();
     if (touches_store && observer_) {
-      observer_(group.size(), std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-                                  .count());
+      observer_(group.size(),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
 
     absl::MutexLock lock(&mu_);
