@@ -12,6 +12,7 @@ PACKAGES=(
   bubblewrap zlib1g-dev
   libtorch-dev python3-torch dataset-fashion-mnist
   libcpp-httplib-dev prometheus
+  postgresql libpq-dev
   python3-grpcio python3-protobuf python3-pytest python3-tqdm
   chromium chromium-driver python3-selenium
 )

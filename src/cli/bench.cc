@@ -1,5 +1,6 @@
 // `artel bench tasks`: end-to-end throughput and latency of the task
-// platform with a real coordinator (durable SQLite) and real workers.
+// platform with a real coordinator (durable SQLite, and PostgreSQL with
+// --store) and real workers.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -12,11 +13,13 @@
 #include "common/subprocess.h"
 #include "coordinator/coordinator.h"
 #include "sandbox/bubblewrap_sandbox.h"
+#include "store/postgres_store.h"
 
 namespace artel::cli {
 namespace {
 
 struct BenchFlags {
+  std::string store;  // a PostgreSQL URL: measured beside SQLite
   uint32_t count = 100'000;
   uint32_t workers = 2;
   uint32_t latency_samples = 200;
@@ -67,13 +70,32 @@ std::vector<double> SandboxSamples(const std::filesystem::path& root, uint32_t n
   return out;
 }
 
-void RunBench(const BenchFlags& f) {
-  char tmpl[] = "/tmp/artel-bench-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) Fail("cannot create a temporary directory under /tmp");
-  const std::filesystem::path root = tmpl;
+struct StoreRun {
+  std::string store;  // "sqlite" or "postgres"
+  std::string durability;
+  double submit_ms = 0, total_ms = 0, tasks_per_s = 0, p50 = 0, p99 = 0;
+};
+
+// Throughput and latency of no-op tasks through a coordinator on `store_url`
+// ("" for SQLite in its data directory).
+StoreRun MeasureStore(const BenchFlags& f, const std::filesystem::path& root,
+                      const std::string& store_url) {
+  StoreRun run;
+  run.store = store_url.empty() ? "sqlite" : "postgres";
+  run.durability = "WAL, synchronous=FULL";
+  if (!store_url.empty()) {
+    auto pg = OrFail(PostgresStore::Open(store_url));
+    if (!OrFail(pg->Empty())) {
+      Fail("--store " + pg->where() +
+               " already holds artel data; give an empty database (e.g. `createdb artel_bench`)",
+           2);
+    }
+    run.durability = OrFail(pg->DurabilitySettings());
+  }
   LocalClusterOptions options;
   options.artel_binary = SelfDirectory() / "artel";
-  options.root = root;
+  options.root = root / run.store;
+  if (!store_url.empty()) options.coordinator_args = {"--store", store_url};
   auto cluster = OrFail(LocalCluster::Start(options));
   for (uint32_t i = 0; i < f.workers; ++i) {
     // The no-op app runs in-process: slots are not cores here.
@@ -97,7 +119,7 @@ void RunBench(const BenchFlags& f) {
       *req.add_tasks() = NoopTask();
     jobs.push_back(OrFail(client.Submit(req)).job_id());
   }
-  const double submit_ms = Ms(Clock::now() - t0);
+  run.submit_ms = Ms(Clock::now() - t0);
   for (uint64_t job : jobs) {
     while (true) {
       v1::JobStatus s = OrFail(client.GetJob(job));
@@ -108,8 +130,8 @@ void RunBench(const BenchFlags& f) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
-  const double total_ms = Ms(Clock::now() - t0);
-  const double tasks_per_s = f.count / (total_ms / 1000.0);
+  run.total_ms = Ms(Clock::now() - t0);
+  run.tasks_per_s = f.count / (run.total_ms / 1000.0);
 
   // 2. Latency: one task at a time, submit to the result seen by the client.
   std::vector<double> latency;
@@ -122,32 +144,52 @@ void RunBench(const BenchFlags& f) {
         {resp.task_ids(0)}, [](const v1::TaskEvent&) {}, 30'000));
     latency.push_back(Ms(Clock::now() - s0));
   }
-  v1::ListWorkersResponse workers = OrFail(client.ListWorkers());
-  cluster.reset();
+  run.p50 = Percentile(latency, 0.5);
+  run.p99 = Percentile(latency, 0.99);
+  return run;
+}
+
+void RunBench(const BenchFlags& f) {
+  char tmpl[] = "/tmp/artel-bench-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) Fail("cannot create a temporary directory under /tmp");
+  const std::filesystem::path root = tmpl;
+  std::vector<StoreRun> runs = {MeasureStore(f, root, "")};
+  if (!f.store.empty()) runs.push_back(MeasureStore(f, root, f.store));
 
   // 3. The cost of one sandboxed process, measured apart.
   std::vector<double> sandbox = SandboxSamples(root, f.sandbox_samples);
   std::filesystem::remove_all(root);
-
-  const double p50 = Percentile(latency, 0.5), p99 = Percentile(latency, 0.99);
   const double sb50 = Percentile(sandbox, 0.5);
   if (f.json) {
-    std::cout << nlohmann::json{{"tasks", f.count},           {"workers", f.workers},
-                                {"submit_ms", submit_ms},     {"total_ms", total_ms},
-                                {"tasks_per_s", tasks_per_s}, {"latency_p50_ms", p50},
-                                {"latency_p99_ms", p99},      {"sandbox_process_p50_ms", sb50}}
-                     .dump()
-              << std::endl;
+    for (const StoreRun& r : runs) {
+      std::cout << nlohmann::json{{"store", r.store},
+                                  {"durability", r.durability},
+                                  {"tasks", f.count},
+                                  {"workers", f.workers},
+                                  {"submit_ms", r.submit_ms},
+                                  {"total_ms", r.total_ms},
+                                  {"tasks_per_s", r.tasks_per_s},
+                                  {"latency_p50_ms", r.p50},
+                                  {"latency_p99_ms", r.p99},
+                                  {"sandbox_process_p50_ms", sb50}}
+                       .dump()
+                << std::endl;
+    }
     return;
   }
-  std::printf("artel bench tasks --count %u --workers %u\n", f.count, f.workers);
-  std::printf("  coordinator: durable SQLite (WAL, synchronous=FULL), real worker processes\n");
-  std::printf(
-      "  throughput (no-op app, quorum 1): %u tasks in %.0f ms = %.0f tasks/s "
-      "(submit took %.0f ms)\n",
-      f.count, total_ms, tasks_per_s, submit_ms);
-  std::printf("  latency submit->result (one at a time, %zu samples): p50 %.2f ms, p99 %.2f ms\n",
-              latency.size(), p50, p99);
+  std::printf("artel bench tasks --count %u --workers %u%s\n", f.count, f.workers,
+              f.store.empty() ? "" : " --store ...");
+  for (const StoreRun& r : runs) {
+    std::printf("  coordinator on %s (%s), real worker processes\n",
+                r.store == "sqlite" ? "durable SQLite" : "PostgreSQL", r.durability.c_str());
+    std::printf(
+        "    throughput (no-op app, quorum 1): %u tasks in %.0f ms = %.0f tasks/s "
+        "(submit took %.0f ms)\n",
+        f.count, r.total_ms, r.tasks_per_s, r.submit_ms);
+    std::printf(
+        "    latency submit->result (one at a time, %u samples): p50 %.2f ms, p99 %.2f ms\n",
+        f.latency_samples, r.p50, r.p99);
+  }
   if (sandbox.empty()) {
     std::printf("  sandboxed process: bubblewrap unavailable, not measured\n");
   } else {
@@ -167,7 +209,10 @@ void AddBenchCommands(CLI::App& app) {
   tasks->add_option("--workers", f->workers, "worker processes")->capture_default_str();
   tasks->add_option("--latency-samples", f->latency_samples, "sequential tasks timed one by one")
       ->capture_default_str();
-  tasks->add_flag("--json", f->json, "print one JSON object");
+  tasks->add_option("--store", f->store,
+                    "also measure a coordinator on this PostgreSQL database (an empty one: "
+                    "postgres://USER@HOST[:PORT]/DB), beside SQLite");
+  tasks->add_flag("--json", f->json, "print one JSON object per store");
   tasks->callback([f] {
     if (f->count == 0 || f->workers == 0) Fail("--count and --workers must be at least 1", 2);
     RunBench(*f);

@@ -37,6 +37,7 @@ std::thread HandleTermination(std::function<void()> on_signal) {
 
 struct CoordinatorFlags {
   std::string data;
+  std::string store;
   std::string listen = "127.0.0.1:7700";
   std::string heartbeat = "1s";
   std::string worker_timeout = "5s";
@@ -78,6 +79,7 @@ void RunCoordinator(const CoordinatorFlags& f) {
   if (absl::Status s = SetLogFormat(f.log_format); !s.ok()) Fail(s, 2);
   ServerOptions options;
   options.data_dir = f.data;
+  options.store_url = f.store;
   options.listen = f.listen;
   options.coordinator.heartbeat_interval_ms = OrFail(ParseDurationMs(f.heartbeat));
   options.coordinator.worker_timeout_ms = OrFail(ParseDurationMs(f.worker_timeout));
@@ -222,9 +224,12 @@ void RunWorker(const WorkerFlags& f) {
 
 void AddServerCommands(CLI::App& app) {
   auto coord = std::make_shared<CoordinatorFlags>();
-  CLI::App* c =
-      app.add_subcommand("coordinator", "run the coordinator (embedded SQLite in --data)");
+  CLI::App* c = app.add_subcommand(
+      "coordinator", "run the coordinator (embedded SQLite in --data, or PostgreSQL with --store)");
   c->add_option("--data", coord->data, "data directory (database, blobs, admin.token)")->required();
+  c->add_option("--store", coord->store,
+                "PostgreSQL for the durable state: postgres://USER[:PASSWORD]@HOST[:PORT]/DB "
+                "[SQLite in --data]");
   c->add_option("--listen", coord->listen, "address to listen on (port 0: any free port)")
       ->capture_default_str();
   c->add_option("--heartbeat-interval", coord->heartbeat, "how often workers heartbeat")

@@ -1,7 +1,10 @@
 #include "server/server.h"
 
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -12,6 +15,7 @@
 #include "sandbox/bubblewrap_sandbox.h"
 #include "server/rpc_metrics.h"
 #include "server/server_metrics.h"
+#include "store/postgres_store.h"
 #include "store/sqlite_store.h"
 #include "tls/tls.h"
 
@@ -91,7 +95,26 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     coordinator_options.tls_fingerprint = s->tls_fingerprint_;
     credentials = tls::ServerCredentials(identity);
   }
-  ASSIGN_OR_RETURN(s->store_, SqliteStore::Open((options.data_dir / "artel.db").string()));
+  // Two coordinators on one data directory would each think they own its
+  // state; the second one stops here.
+  const std::filesystem::path lock_file = options.data_dir / "coordinator.lock";
+  s->data_lock_fd_ = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (s->data_lock_fd_ < 0 || ::flock(s->data_lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    return absl::FailedPreconditionError(
+        "another coordinator is running on data directory '" + options.data_dir.string() +
+        "' (it holds " + lock_file.string() + "); stop it, or give this one another --data");
+  }
+  if (options.store_url.empty()) {
+    ASSIGN_OR_RETURN(s->store_, SqliteStore::Open((options.data_dir / "artel.db").string()));
+  } else if (options.store_url.rfind("postgres://", 0) == 0 ||
+             options.store_url.rfind("postgresql://", 0) == 0) {
+    ASSIGN_OR_RETURN(s->store_, PostgresStore::Open(options.store_url));
+  } else {
+    return absl::InvalidArgumentError(
+        "--store '" + options.store_url +
+        "' is not a PostgreSQL URL; give postgres://USER[:PASSWORD]@HOST[:PORT]/DB, or leave "
+        "--store out for SQLite in --data");
+  }
   ASSIGN_OR_RETURN(s->blobs_, BlobStore::Open(options.data_dir / "blobs", options.max_blob_bytes));
   // Validator apps run in the same sandbox as any app, on this host.
   if (auto sandbox = BubblewrapSandbox::Create(); sandbox.ok()) {
@@ -203,7 +226,7 @@ void CoordinatorServer::Wait() { server_->Wait(); }
 
 void CoordinatorServer::Shutdown() {
   if (stopping_.exchange(true)) return;
-  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
 }
 
 CoordinatorServer::~CoordinatorServer() {
@@ -211,6 +234,10 @@ CoordinatorServer::~CoordinatorServer() {
   if (http_) http_->Stop();
   if (driver_) driver_->Stop();
   if (ticker_.joinable()) ticker_.join();
+  server_.reset();  // no RPC reaches the engine from here on
+  coordinator_.reset();
+  store_.reset();
+  if (data_lock_fd_ >= 0) ::close(data_lock_fd_);  // releases the flock
 }
 
 }  // namespace artel

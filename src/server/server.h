@@ -23,12 +23,16 @@ namespace artel {
 class BlobServiceImpl;
 class ClientServiceImpl;
 class WorkerServiceImpl;
-class SqliteStore;
+class Store;
 class TrainingDriver;
 
 struct ServerOptions {
   // Holds artel.db (SQLite), blobs/ and admin.token. Created if missing.
+  // One coordinator per directory (a lock file says so).
   std::filesystem::path data_dir;
+  // Where the durable state lives: "" for SQLite in data_dir, or a
+  // PostgreSQL URL (postgres://USER[:PASSWORD]@HOST[:PORT]/DB).
+  std::string store_url;
   // host:port to listen on; port 0 picks a free one (see port()).
   std::string listen = "127.0.0.1:7700";
   uint64_t max_blob_bytes = 4ull << 30;  // largest accepted blob [4 GiB]
@@ -82,7 +86,8 @@ class CoordinatorServer {
 
   RealClock clock_;
   metrics::Registry metrics_;
-  std::unique_ptr<SqliteStore> store_;
+  int data_lock_fd_ = -1;  // flock on data_dir/coordinator.lock
+  std::unique_ptr<Store> store_;
   std::unique_ptr<BlobStore> blobs_;
   std::unique_ptr<Sandbox> validator_sandbox_;
   std::unique_ptr<Coordinator> coordinator_;

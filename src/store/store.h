@@ -7,8 +7,8 @@
 // row is a TaskInfo (its `replicas` field is not stored; replicas are rows of
 // their own).
 //
-// Implementations: SqliteStore (embedded default). A PostgreSQL one will pass
-// the same contract suite (store_contract_test.cc).
+// Implementations: SqliteStore (embedded default) and PostgresStore; both
+// pass the same contract suite (store_contract_test.cc).
 #pragma once
 
 #include <cstdint>

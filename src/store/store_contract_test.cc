@@ -1,10 +1,13 @@
 // The contract every Store implementation keeps. Instantiated for SqliteStore
-// on a file and in memory; a PostgreSQL store adds one more factory.
+// on a file and in memory, and for PostgresStore on a real PostgreSQL server
+// started for the test (PgTestServer).
 #include <functional>
 #include <memory>
 #include <string>
 
 #include "gtest/gtest.h"
+#include "store/pg_test_server.h"
+#include "store/postgres_store.h"
 #include "store/sqlite_store.h"
 #include "store/store.h"
 #include "store/store_test_util.h"
@@ -49,6 +52,27 @@ class SqliteMemoryFactory final : public StoreFactory {
     return std::unique_ptr<Store>(std::move(store));
   }
   bool persistent() const override { return false; }
+};
+
+// One server per test process (each test runs in a process of its own under
+// ctest), a fresh database per factory.
+class PostgresFactory final : public StoreFactory {
+ public:
+  absl::StatusOr<std::unique_ptr<Store>> Open() override {
+    // Stopped and removed when the test process exits.
+    static absl::StatusOr<std::unique_ptr<PgTestServer>> server = PgTestServer::Start();
+    if (!server.ok()) return server.status();
+    if (url_.empty()) {
+      static int databases = 0;
+      ASSIGN_OR_RETURN(url_, (*server)->CreateDatabase("contract" + std::to_string(++databases)));
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<PostgresStore> store, PostgresStore::Open(url_));
+    return std::unique_ptr<Store>(std::move(store));
+  }
+  bool persistent() const override { return true; }
+
+ private:
+  std::string url_;
 };
 
 struct FactoryParam {
@@ -169,7 +193,8 @@ INSTANTIATE_TEST_SUITE_P(
     Stores, StoreContractTest,
     ::testing::Values(
         FactoryParam{"SqliteFile", [] { return std::make_unique<SqliteFileFactory>(); }},
-        FactoryParam{"SqliteMemory", [] { return std::make_unique<SqliteMemoryFactory>(); }}),
+        FactoryParam{"SqliteMemory", [] { return std::make_unique<SqliteMemoryFactory>(); }},
+        FactoryParam{"Postgres", [] { return std::make_unique<PostgresFactory>(); }}),
     [](const ::testing::TestParamInfo<FactoryParam>& info) { return info.param.name; });
 
 }  // namespace
