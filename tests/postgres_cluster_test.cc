@@ -1,6 +1,7 @@
-// A coordinator whose state lives in a real PostgreSQL server (started for
-// the test): tasks run, survive a coordinator restart, and a second
-// coordinator on the same data directory is refused.
+// A coordinator whose state and blobs live in a real PostgreSQL server
+// (started for the test): tasks run and survive a coordinator restart that
+// lost its data directory's blobs; a second coordinator on the same data
+// directory is refused.
 #include "cluster_test_util.h"
 #include "store/pg_test_server.h"
 
@@ -19,7 +20,7 @@ class PostgresCluster : public ClusterTest {
   std::unique_ptr<PgTestServer> pg_;
 };
 
-TEST_F(PostgresCluster, TasksRunAndSurviveACoordinatorRestart) {
+TEST_F(PostgresCluster, TasksAndBlobsSurviveACoordinatorRestartWithoutItsDataDirectory) {
   StartCluster({"--store", pg_->Url()});
   AddScriptApp("echo", kEchoApp);
   AddWorker("w1");
@@ -35,6 +36,9 @@ TEST_F(PostgresCluster, TasksRunAndSurviveACoordinatorRestart) {
   }
 
   cluster().KillCoordinator();  // SIGKILL: only what PostgreSQL holds survives
+  // The blobs too: the restarted coordinator finds apps and outputs in the
+  // database, as a coordinator on another machine would.
+  std::filesystem::remove_all(cluster().root() / "coordinator" / "blobs");
   ASSERT_TRUE(cluster().RestartCoordinator().ok());
   for (size_t i = 0; i < ids.size(); ++i) {
     v1::TaskInfo t = WaitDone(ids[i]);
@@ -45,13 +49,20 @@ TEST_F(PostgresCluster, TasksRunAndSurviveACoordinatorRestart) {
   ASSERT_TRUE(later.ok()) << later.status();
   EXPECT_GT(later->task_ids(0), ids.back());  // ids continue, never reused
   EXPECT_EQ(WaitDone(later->task_ids(0)).outcome(), v1::OUTCOME_SUCCESS);
+  // A worker that never saw the app downloads it from the new coordinator.
+  AddWorker("w2", {}, "other-owner");
+  v1::SubmitRequest both = OneTask("echo", {"both"});
+  both.mutable_tasks(0)->mutable_policy()->set_min_quorum(2);
+  absl::StatusOr<v1::SubmitResponse> quorum = client().Submit(both);
+  ASSERT_TRUE(quorum.ok()) << quorum.status();
+  EXPECT_EQ(WaitDone(quorum->task_ids(0)).outcome(), v1::OUTCOME_SUCCESS);
 }
 
 TEST_F(PostgresCluster, AWrongStoreUrlStopsTheCoordinatorSayingWhatToCheck) {
-  CommandResult r = RunArtel({"coordinator", "--data", (dir() / "c").string(), "--listen",
-                              "127.0.0.1:0", "--http", "off", "--store",
-                              "postgres://artel:secret@127.0.0.1:1/none"},
-                             {}, std::chrono::seconds(30));
+  CommandResult r =
+      RunArtel({"coordinator", "--data", (dir() / "c").string(), "--listen", "127.0.0.1:0",
+                "--http", "off", "--store", "postgres://artel:secret@127.0.0.1:1/none"},
+               {}, std::chrono::seconds(30));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("cannot connect"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("check --store"), std::string::npos) << r.err;
@@ -74,8 +85,7 @@ TEST(SameDataDirectory, ASecondCoordinatorIsRefusedWithAClearError) {
       RunArtel({"coordinator", "--data", ((*cluster)->root() / "coordinator").string(), "--listen",
                 "127.0.0.1:0", "--http", "off"});
   EXPECT_NE(second.exit_code, 0);
-  EXPECT_NE(second.err.find("another coordinator is running on data directory"),
-            std::string::npos)
+  EXPECT_NE(second.err.find("another coordinator is running on data directory"), std::string::npos)
       << second.err;
 }
 

@@ -19,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/sha256.h"
 #include "common/status.h"
+#include "store/pg_blobs.h"
 
 namespace artel {
 
@@ -90,8 +91,16 @@ class BlobStore {
 
   // Opens (creating if needed) the store at `root`, removing temp files a
   // crash left behind. Blobs larger than `max_blob_bytes` are refused.
+  //
+  // With `shared` (must outlive the store), blobs live in PostgreSQL where
+  // every coordinator reads them, and `root` is this process's cache: a
+  // write is acknowledged once it is in both; Has, SizeOf and PathOf also
+  // find blobs only the database holds, and PathOf copies such a blob into
+  // the cache (verified) before returning its path. List, TotalBytes, Remove
+  // and Touch concern the cache only.
   static absl::StatusOr<std::unique_ptr<BlobStore>> Open(std::filesystem::path root,
-                                                         uint64_t max_blob_bytes = 4ull << 30);
+                                                         uint64_t max_blob_bytes = 4ull << 30,
+                                                         PgBlobs* shared = nullptr);
 
   BlobStore(const BlobStore&) = delete;
   BlobStore& operator=(const BlobStore&) = delete;
@@ -101,7 +110,8 @@ class BlobStore {
   // Size in bytes, or NOT_FOUND.
   absl::StatusOr<uint64_t> SizeOf(const std::string& digest) const;
   // Where the blob lives (or would live). For a malformed digest, a path
-  // that never exists.
+  // that never exists. With a shared store, fetches the blob into the cache
+  // first if only the database has it.
   std::filesystem::path PathOf(const std::string& digest) const;
 
   // Stores `data` / a copy of `file`; returns the digest. Idempotent.
@@ -132,12 +142,18 @@ class BlobStore {
 
  private:
   friend class BlobWriter;
-  BlobStore(std::filesystem::path root, uint64_t max_blob_bytes, uint64_t total_bytes);
+  BlobStore(std::filesystem::path root, uint64_t max_blob_bytes, uint64_t total_bytes,
+            PgBlobs* shared);
+  bool HasLocal(const std::string& digest) const;
+  std::filesystem::path LocalPath(const std::string& digest) const;
+  // Copies a blob only the shared store holds into the cache (verified).
+  absl::Status FetchShared(const std::string& digest);
   absl::Status CheckSize(const std::string& digest, uint64_t size) const;
   // Renames a verified temp file into place (or drops it if the blob exists).
   absl::Status Publish(const std::string& digest, uint64_t size, const std::filesystem::path& temp);
 
   const std::filesystem::path root_;
+  PgBlobs* const shared_;  // null: local only
   const std::filesystem::path tmp_dir_;
   const uint64_t max_blob_bytes_;
   std::atomic<uint64_t> next_temp_id_{0};

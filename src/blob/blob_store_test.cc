@@ -5,19 +5,41 @@
 #include "blob/blob_test_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "store/pg_test_server.h"
 
 namespace artel {
 namespace {
 
 using ::testing::HasSubstr;
 
-std::unique_ptr<BlobStore> OpenStore(const ScratchDir& dir, uint64_t max = 4ull << 30) {
-  auto store = BlobStore::Open(dir.path() / "blobs", max);
-  EXPECT_TRUE(store.ok()) << store.status();
-  return std::move(*store);
-}
+// The contract of a BlobStore, run on a local store and on one shared
+// through a real PostgreSQL server (PgBlobs, a fresh database per test), for
+// which the local directory is a cache.
+class BlobStoreContract : public ::testing::TestWithParam<bool> {
+ protected:
+  bool shared() const { return GetParam(); }
+  std::unique_ptr<BlobStore> OpenStore(const ScratchDir& dir, uint64_t max = 4ull << 30) {
+    if (shared() && pg_ == nullptr) {
+      // Stopped and removed when the test process exits.
+      static absl::StatusOr<std::unique_ptr<PgTestServer>> server = PgTestServer::Start();
+      EXPECT_TRUE(server.ok()) << server.status();
+      if (!server.ok()) return nullptr;
+      static int databases = 0;
+      auto url = (*server)->CreateDatabase("blobs" + std::to_string(++databases));
+      EXPECT_TRUE(url.ok()) << url.status();
+      auto pg = PgBlobs::Open(*url);
+      EXPECT_TRUE(pg.ok()) << pg.status();
+      if (!pg.ok()) return nullptr;
+      pg_ = *std::move(pg);
+    }
+    auto store = BlobStore::Open(dir.path() / "blobs", max, pg_.get());
+    EXPECT_TRUE(store.ok()) << store.status();
+    return std::move(*store);
+  }
+  std::unique_ptr<PgBlobs> pg_;  // outlives the stores of a test body
+};
 
-TEST(BlobStore, PutBytesStoresUnderShardedPathAndHasFindsIt) {
+TEST_P(BlobStoreContract, PutBytesStoresUnderShardedPathAndHasFindsIt) {
   ScratchDir dir;
   auto store = OpenStore(dir);
   auto digest = store->PutBytes("hello");
@@ -34,7 +56,7 @@ TEST(BlobStore, PutBytesStoresUnderShardedPathAndHasFindsIt) {
   EXPECT_TRUE(absl::IsNotFound(store->SizeOf(Sha256Hex("other")).status()));
 }
 
-TEST(BlobStore, StreamingWriteIsVerifiedAndCommitted) {
+TEST_P(BlobStoreContract, StreamingWriteIsVerifiedAndCommitted) {
   ScratchDir dir;
   auto store = OpenStore(dir);
   std::string data(300'000, 'x');
@@ -51,7 +73,7 @@ TEST(BlobStore, StreamingWriteIsVerifiedAndCommitted) {
   EXPECT_TRUE(DirIsEmpty(store->root() / "tmp"));
 }
 
-TEST(BlobStore, DigestMismatchIsRefusedAndLeavesNothingBehind) {
+TEST_P(BlobStoreContract, DigestMismatchIsRefusedAndLeavesNothingBehind) {
   ScratchDir dir;
   auto store = OpenStore(dir);
   std::string claimed = Sha256Hex("good");
@@ -68,7 +90,7 @@ TEST(BlobStore, DigestMismatchIsRefusedAndLeavesNothingBehind) {
   EXPECT_EQ(store->TotalBytes(), 0u);
 }
 
-TEST(BlobStore, RewriteOfExistingBlobIsStillVerified) {
+TEST_P(BlobStoreContract, RewriteOfExistingBlobIsStillVerified) {
   ScratchDir dir;
   auto store = OpenStore(dir);
   std::string digest = *store->PutBytes("good");
@@ -80,7 +102,7 @@ TEST(BlobStore, RewriteOfExistingBlobIsStillVerified) {
   EXPECT_TRUE(DirIsEmpty(store->root() / "tmp"));
 }
 
-TEST(BlobStore, WriteBeyondDeclaredSizeFails) {
+TEST_P(BlobStoreContract, WriteBeyondDeclaredSizeFails) {
   ScratchDir dir;
   auto store = OpenStore(dir);
   auto writer = store->BeginWrite(Sha256Hex("abc"), 2);
@@ -92,7 +114,7 @@ TEST(BlobStore, WriteBeyondDeclaredSizeFails) {
   EXPECT_TRUE(DirIsEmpty(store->root() / "tmp"));
 }
 
-TEST(BlobStore, CommitOfShortWriteFailsWithSizeMismatch) {
+TEST_P(BlobStoreContract, CommitOfShortWriteFailsWithSizeMismatch) {
   ScratchDir dir;
   auto store = OpenStore(dir);
   auto writer = store->BeginWrite(Sha256Hex("abc"), 3);
@@ -104,7 +126,7 @@ TEST(BlobStore, CommitOfShortWriteFailsWithSizeMismatch) {
   EXPECT_FALSE(store->Has(Sha256Hex("abc")));
 }
 
-TEST(BlobStore, OversizeIsRefusedAtBeginWriteNamingTheLimit) {
+TEST_P(BlobStoreContract, OversizeIsRefusedAtBeginWriteNamingTheLimit) {
   ScratchDir dir;
   auto store = OpenStore(dir, /*max=*/1000);
   auto writer = store->BeginWrite(Sha256Hex("x"), 1001);
@@ -115,7 +137,7 @@ TEST(BlobStore, OversizeIsRefusedAtBeginWriteNamingTheLimit) {
             absl::StatusCode::kResourceExhausted);
 }
 
-TEST(BlobStore, MalformedDigestIsRefused) {
+TEST_P(BlobStoreContract, MalformedDigestIsRefused) {
   ScratchDir dir;
   auto store = OpenStore(dir);
   for (std::string bad : {std::string("abc"), std::string(64, 'G'), "../" + std::string(61, 'a'),
@@ -127,7 +149,7 @@ TEST(BlobStore, MalformedDigestIsRefused) {
   }
 }
 
-TEST(BlobStore, WriterDestroyedWithoutCommitRemovesItsTempFile) {
+TEST_P(BlobStoreContract, WriterDestroyedWithoutCommitRemovesItsTempFile) {
   ScratchDir dir;
   auto store = OpenStore(dir);
   {
@@ -140,7 +162,7 @@ TEST(BlobStore, WriterDestroyedWithoutCommitRemovesItsTempFile) {
   EXPECT_FALSE(store->Has(Sha256Hex("abc")));
 }
 
-TEST(BlobStore, OpenRemovesLeftoverTempFilesAndCountsExistingBlobs) {
+TEST_P(BlobStoreContract, OpenRemovesLeftoverTempFilesAndCountsExistingBlobs) {
   ScratchDir dir;
   std::string digest;
   {
@@ -154,7 +176,7 @@ TEST(BlobStore, OpenRemovesLeftoverTempFilesAndCountsExistingBlobs) {
   EXPECT_EQ(store->TotalBytes(), 4u);
 }
 
-TEST(BlobStore, PutIsIdempotent) {
+TEST_P(BlobStoreContract, PutIsIdempotent) {
   ScratchDir dir;
   auto store = OpenStore(dir);
   std::ofstream(dir.path() / "input.bin") << "same bytes";
@@ -168,19 +190,20 @@ TEST(BlobStore, PutIsIdempotent) {
   EXPECT_EQ(store->List().size(), 1u);
 }
 
-TEST(BlobStore, RemoveDeletesTheBlobAndItsBytes) {
+TEST_P(BlobStoreContract, RemoveDeletesTheBlobAndItsBytes) {
   ScratchDir dir;
   auto store = OpenStore(dir);
   std::string a = *store->PutBytes("aaaa");
   std::string b = *store->PutBytes("bb");
   ASSERT_TRUE(store->Remove(a).ok());
-  EXPECT_FALSE(store->Has(a));
+  // Shared: Remove drops the cached copy only; the database still has it.
+  EXPECT_EQ(store->Has(a), shared());
   EXPECT_TRUE(store->Has(b));
   EXPECT_EQ(store->TotalBytes(), 2u);
   EXPECT_TRUE(absl::IsNotFound(store->Remove(a)));
 }
 
-TEST(BlobStore, UnknownSizeIsDeclaredLaterAndPassedToAdmit) {
+TEST_P(BlobStoreContract, UnknownSizeIsDeclaredLaterAndPassedToAdmit) {
   ScratchDir dir;
   auto store = OpenStore(dir, /*max=*/100);
   uint64_t admitted = 0;
@@ -207,6 +230,11 @@ TEST(BlobStore, UnknownSizeIsDeclaredLaterAndPassedToAdmit) {
   ASSERT_TRUE((*third)->Write("abc").ok());
   EXPECT_TRUE((*third)->Commit().ok());
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, BlobStoreContract, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? std::string("SharedPostgres") : std::string("Local");
+                         });
 
 }  // namespace
 }  // namespace artel

@@ -15,6 +15,7 @@
 #include "sandbox/bubblewrap_sandbox.h"
 #include "server/rpc_metrics.h"
 #include "server/server_metrics.h"
+#include "store/pg_blobs.h"
 #include "store/postgres_store.h"
 #include "store/sqlite_store.h"
 #include "tls/tls.h"
@@ -115,7 +116,13 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
         "' is not a PostgreSQL URL; give postgres://USER[:PASSWORD]@HOST[:PORT]/DB, or leave "
         "--store out for SQLite in --data");
   }
-  ASSIGN_OR_RETURN(s->blobs_, BlobStore::Open(options.data_dir / "blobs", options.max_blob_bytes));
+  if (!options.store_url.empty()) {
+    // Blobs too live in the database, where every coordinator reads them;
+    // data_dir/blobs is this coordinator's cache.
+    ASSIGN_OR_RETURN(s->shared_blobs_, PgBlobs::Open(options.store_url));
+  }
+  ASSIGN_OR_RETURN(s->blobs_, BlobStore::Open(options.data_dir / "blobs", options.max_blob_bytes,
+                                              s->shared_blobs_.get()));
   // Validator apps run in the same sandbox as any app, on this host.
   if (auto sandbox = BubblewrapSandbox::Create(); sandbox.ok()) {
     s->validator_sandbox_ = *std::move(sandbox);

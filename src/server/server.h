@@ -23,6 +23,7 @@ namespace artel {
 class BlobServiceImpl;
 class ClientServiceImpl;
 class WorkerServiceImpl;
+class PgBlobs;
 class Store;
 class TrainingDriver;
 
@@ -31,7 +32,8 @@ struct ServerOptions {
   // One coordinator per directory (a lock file says so).
   std::filesystem::path data_dir;
   // Where the durable state lives: "" for SQLite in data_dir, or a
-  // PostgreSQL URL (postgres://USER[:PASSWORD]@HOST[:PORT]/DB).
+  // PostgreSQL URL (postgres://USER[:PASSWORD]@HOST[:PORT]/DB), which then
+  // holds the blobs too (data_dir/blobs is a cache).
   std::string store_url;
   // host:port to listen on; port 0 picks a free one (see port()).
   std::string listen = "127.0.0.1:7700";
@@ -88,6 +90,7 @@ class CoordinatorServer {
   metrics::Registry metrics_;
   int data_lock_fd_ = -1;  // flock on data_dir/coordinator.lock
   std::unique_ptr<Store> store_;
+  std::unique_ptr<PgBlobs> shared_blobs_;  // with a PostgreSQL store; outlives blobs_
   std::unique_ptr<BlobStore> blobs_;
   std::unique_ptr<Sandbox> validator_sandbox_;
   std::unique_ptr<Coordinator> coordinator_;

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "store/pg_util.h"
 
 namespace artel {
 namespace {
@@ -33,6 +34,23 @@ constexpr const char* kMigrations[] = {
                           expires_at_ms BIGINT NOT NULL, revoked_at_ms BIGINT NOT NULL);
       CREATE TABLE datasets(name TEXT PRIMARY KEY, record BYTEA NOT NULL);
       CREATE TABLE training_jobs(id BIGINT PRIMARY KEY, record BYTEA NOT NULL);
+    )sql",
+    // Leadership of coordinators sharing the database: one lease row with a
+    // term; artel_fence(term) fails unless that term holds an unexpired
+    // lease, and keeps the row share-locked to the end of the transaction,
+    // so no successor can take over between a leader's fence and COMMIT.
+    R"sql(
+      CREATE TABLE artel_leader(id INTEGER PRIMARY KEY CHECK (id = 1), term BIGINT NOT NULL,
+                                holder TEXT NOT NULL, address TEXT NOT NULL,
+                                expires_at TIMESTAMPTZ NOT NULL);
+      INSERT INTO artel_leader VALUES (1, 0, '', '', 'epoch');
+      CREATE FUNCTION artel_fence(t BIGINT) RETURNS void AS $$
+      BEGIN
+        PERFORM 1 FROM artel_leader WHERE id = 1 AND term = t AND expires_at > now() FOR SHARE;
+        IF NOT FOUND THEN
+          RAISE EXCEPTION 'artel_fenced: term % no longer holds the leader lease', t;
+        END IF;
+      END $$ LANGUAGE plpgsql;
     )sql",
 };
 constexpr int kLatestVersion = static_cast<int>(std::size(kMigrations));
@@ -76,13 +94,11 @@ constexpr Upsert kDataset = {"artel_upsert_dataset",
 constexpr Upsert kTrainingJob = {"artel_upsert_training_job",
                                  "INSERT INTO training_jobs(id, record) VALUES($1, $2) "
                                  "ON CONFLICT(id) DO UPDATE SET record = EXCLUDED.record"};
-constexpr Upsert kUpserts[] = {kTask, kReplica, kWorker,  kJob,
-                               kApp,  kToken,   kDataset, kTrainingJob};
+constexpr Upsert kFence = {"artel_fence", "SELECT artel_fence($1)"};
+constexpr Upsert kUpserts[] = {kTask,  kReplica, kWorker, kJob,        kApp,
+                               kToken, kDataset, kFence,  kTrainingJob};
 
-struct ResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using Result = std::unique_ptr<PGresult, ResultDeleter>;
+using pg::Result;
 
 // One statement to send: a prepared upsert and its parameters. Integers go
 // as text, records (bytea) as binary.
@@ -111,62 +127,6 @@ std::string Serialize(const Msg& msg) {
   return out;
 }
 
-// libpq's message without its line breaks and trailing space.
-std::string OneLine(std::string text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '\n' || c == '\t') {
-      if (!out.empty() && out.back() != ' ') out += ' ';
-    } else {
-      out += c;
-    }
-  }
-  while (!out.empty() && out.back() == ' ') out.pop_back();
-  return out;
-}
-
-// A Status for a failed call, saying what to check where an operator can.
-absl::Status PgError(const std::string& where, const std::string& what, PGconn* conn,
-                     const PGresult* result) {
-  std::string detail = result != nullptr ? PQresultErrorMessage(result) : "";
-  if (detail.empty() && conn != nullptr) detail = PQerrorMessage(conn);
-  detail = OneLine(detail);
-  const std::string msg = absl::StrCat("postgres database ", where, ": ", what, ": ", detail);
-  const char* state = result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
-  const std::string sqlstate = state != nullptr ? state : "";
-  if ((conn != nullptr && PQstatus(conn) == CONNECTION_BAD) || sqlstate.rfind("08", 0) == 0 ||
-      sqlstate.rfind("57P", 0) == 0) {
-    return absl::UnavailableError(
-        absl::StrCat(msg, "; check that the server is running and reachable"));
-  }
-  if (sqlstate == "42501" || sqlstate.rfind("28", 0) == 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(msg, "; the user needs to log in and to create tables in that database"));
-  }
-  if (sqlstate.rfind("53", 0) == 0) {
-    return absl::ResourceExhaustedError(absl::StrCat(msg, "; free disk space on the server"));
-  }
-  if (sqlstate == "40001" || sqlstate == "40P01" || sqlstate.rfind("55P", 0) == 0) {
-    return absl::AbortedError(absl::StrCat(msg, "; retry"));
-  }
-  return absl::InternalError(msg);
-}
-
-// postgres://user:secret@host/db -> postgres://user@host/db (libpq key=value
-// strings are shown as "the given connection string").
-std::string Redact(const std::string& url) {
-  const size_t scheme = url.find("://");
-  if (scheme == std::string::npos) {
-    return url.find("password") == std::string::npos ? "'" + url + "'"
-                                                     : "(the given connection string)";
-  }
-  const size_t at = url.find('@', scheme + 3);
-  if (at == std::string::npos) return url;
-  const size_t colon = url.find(':', scheme + 3);
-  if (colon == std::string::npos || colon > at) return url;
-  return url.substr(0, colon) + url.substr(at);
-}
-
 template <typename Msg>
 void SortById(std::vector<Msg>& records) {
   std::sort(records.begin(), records.end(),
@@ -188,7 +148,7 @@ PostgresStore::~PostgresStore() {
 
 absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(const std::string& url,
                                                                    PostgresStoreOptions options) {
-  auto store = std::make_unique<PostgresStore>(PassKey(), url, Redact(url), options);
+  auto store = std::make_unique<PostgresStore>(PassKey(), url, pg::Redact(url), options);
   absl::MutexLock lock(&store->mu_);
   RETURN_IF_ERROR(store->EnsureConnectedLocked());
   return store;
@@ -200,25 +160,19 @@ absl::Status PostgresStore::EnsureConnectedLocked() {
     PQfinish(conn_);
     conn_ = nullptr;
   }
-  // The URL's own settings win over these defaults (later keywords win).
-  const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
-  const char* values[] = {"10", "artel-coordinator", url_.c_str(), nullptr};
-  conn_ = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
-  if (conn_ == nullptr) return absl::ResourceExhaustedError("cannot allocate a libpq connection");
-  if (PQstatus(conn_) != CONNECTION_OK) {
-    std::string detail = PQerrorMessage(conn_);
-    PQfinish(conn_);
-    conn_ = nullptr;
-    return absl::UnavailableError(absl::StrCat(
-        "postgres database ", where_, ": cannot connect: ", OneLine(detail),
-        "; check --store (postgres://USER[:PASSWORD]@HOST[:PORT]/DB) and that the server is "
-        "running and reachable"));
-  }
+  ASSIGN_OR_RETURN(conn_, pg::Connect(url_, where_, "artel-coordinator"));
   RETURN_IF_ERROR(MigrateLocked());
+  // A coordinator paused inside a transaction (its fence holds the leader
+  // row) must not block a successor for long, nor wait forever itself.
+  Result timeouts(
+      PQexec(conn_, "SET idle_in_transaction_session_timeout = 5000; SET lock_timeout = 5000"));
+  if (PQresultStatus(timeouts.get()) != PGRES_COMMAND_OK) {
+    return pg::Error(where_, "set session timeouts", conn_, timeouts.get());
+  }
   for (const Upsert& u : kUpserts) {
     Result r(PQprepare(conn_, u.name, u.sql, 0, nullptr));
     if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
-      return PgError(where_, absl::StrCat("prepare ", u.name), conn_, r.get());
+      return pg::Error(where_, absl::StrCat("prepare ", u.name), conn_, r.get());
     }
   }
   return absl::OkStatus();
@@ -229,7 +183,7 @@ absl::Status PostgresStore::MigrateLocked() {
     Result r(PQexec(conn_, sql.c_str()));
     const ExecStatusType st = PQresultStatus(r.get());
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-      return PgError(where_, "migrate schema", conn_, r.get());
+      return pg::Error(where_, "migrate schema", conn_, r.get());
     }
     return r;
   };
@@ -273,7 +227,7 @@ absl::StatusOr<std::string> PostgresStore::DurabilitySettings() {
   for (const char* name : {"fsync", "synchronous_commit", "wal_sync_method", "server_version"}) {
     Result r(PQexec(conn_, absl::StrCat("SHOW ", name).c_str()));
     if (PQresultStatus(r.get()) != PGRES_TUPLES_OK || PQntuples(r.get()) != 1) {
-      return PgError(where_, absl::StrCat("SHOW ", name), conn_, r.get());
+      return pg::Error(where_, absl::StrCat("SHOW ", name), conn_, r.get());
     }
     absl::StrAppend(&out, out.empty() ? "" : " ", name, "=", PQgetvalue(r.get(), 0, 0));
   }
@@ -287,9 +241,65 @@ absl::StatusOr<bool> PostgresStore::Empty() {
                   "SELECT (SELECT count(*) FROM tokens) + (SELECT count(*) FROM tasks) + "
                   "(SELECT count(*) FROM workers)"));
   if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
-    return PgError(where_, "count records", conn_, r.get());
+    return pg::Error(where_, "count records", conn_, r.get());
   }
   return std::string(PQgetvalue(r.get(), 0, 0)) == "0";
+}
+
+absl::StatusOr<uint64_t> PostgresStore::AcquireLeadership(const std::string& holder,
+                                                          const std::string& address,
+                                                          int64_t lease_ms) {
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(EnsureConnectedLocked());
+  const std::string lease = std::to_string(lease_ms);
+  const char* values[] = {holder.c_str(), address.c_str(), lease.c_str()};
+  // Takes a free or expired lease (or our own again) with a new term. The
+  // row lock waits for a leader's transaction in flight to end: its fence
+  // holds the row shared until its COMMIT.
+  Result r(PQexecParams(conn_,
+                        "UPDATE artel_leader SET term = term + 1, holder = $1, address = $2, "
+                        "expires_at = now() + make_interval(secs => $3::bigint / 1000.0) "
+                        "WHERE id = 1 AND (expires_at <= now() OR holder = $1) RETURNING term",
+                        3, nullptr, values, nullptr, nullptr, 0));
+  if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
+    return pg::Error(where_, "take the leader lease", conn_, r.get());
+  }
+  if (PQntuples(r.get()) == 0) {
+    Result who(PQexec(conn_,
+                      "SELECT term, holder, address, "
+                      "(extract(epoch FROM expires_at - now()) * 1000)::bigint FROM artel_leader"));
+    if (PQresultStatus(who.get()) != PGRES_TUPLES_OK || PQntuples(who.get()) != 1) {
+      return pg::Error(where_, "read the leader lease", conn_, who.get());
+    }
+    return absl::UnavailableError(
+        absl::StrCat("another coordinator leads (", PQgetvalue(who.get(), 0, 1), " at ",
+                     PQgetvalue(who.get(), 0, 2), ", term ", PQgetvalue(who.get(), 0, 0),
+                     ", its lease runs ", PQgetvalue(who.get(), 0, 3), " ms more)"));
+  }
+  term_ = std::stoull(PQgetvalue(r.get(), 0, 0));
+  return term_;
+}
+
+absl::Status PostgresStore::RenewLeadership(int64_t lease_ms) {
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(EnsureConnectedLocked());
+  if (term_ == 0) return absl::FailedPreconditionError("this coordinator holds no leader lease");
+  const std::string term = std::to_string(term_), lease = std::to_string(lease_ms);
+  const char* values[] = {term.c_str(), lease.c_str()};
+  Result r(PQexecParams(conn_,
+                        "UPDATE artel_leader SET "
+                        "expires_at = now() + make_interval(secs => $2::bigint / 1000.0) "
+                        "WHERE id = 1 AND term = $1 AND expires_at > now() RETURNING term",
+                        2, nullptr, values, nullptr, nullptr, 0));
+  if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
+    return pg::Error(where_, "renew the leader lease", conn_, r.get());
+  }
+  if (PQntuples(r.get()) == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("postgres database ", where_, ": the leader lease of term ", term_,
+                     " has expired or was taken over; this coordinator must stop writing"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status PostgresStore::Apply(const WriteBatch& batch) {
@@ -325,6 +335,7 @@ absl::Status PostgresStore::ApplyLocked(const WriteBatch& batch) {
   std::vector<Command> commands;
   commands.reserve(batch.size() + 2);
   commands.push_back({"BEGIN", {}, {}});
+  if (term_ != 0) commands.push_back(Command{kFence.name}.Id(term_));
   for (const v1::TaskInfo& t : batch.tasks) {
     v1::TaskInfo copy;
     const v1::TaskInfo* task = &t;
@@ -374,7 +385,7 @@ absl::Status PostgresStore::ApplyLocked(const WriteBatch& batch) {
   commands.push_back({"COMMIT", {}, {}});
 
   if (PQenterPipelineMode(conn_) != 1)
-    return PgError(where_, "enter pipeline mode", conn_, nullptr);
+    return pg::Error(where_, "enter pipeline mode", conn_, nullptr);
   absl::Status first_error;
   for (size_t start = 0; start < commands.size(); start += kPipelineChunk) {
     const size_t end = std::min(commands.size(), start + kPipelineChunk);
@@ -394,35 +405,44 @@ absl::Status PostgresStore::ApplyLocked(const WriteBatch& batch) {
                                  lengths.data(), c.formats.data(), 0);
       }
       if (ok != 1) {
-        absl::Status s = PgError(where_, "send a write", conn_, nullptr);
+        absl::Status s = pg::Error(where_, "send a write", conn_, nullptr);
         PQexitPipelineMode(conn_);
         return s;
       }
     }
     if (PQpipelineSync(conn_) != 1) {
-      absl::Status s = PgError(where_, "send a write", conn_, nullptr);
+      absl::Status s = pg::Error(where_, "send a write", conn_, nullptr);
       PQexitPipelineMode(conn_);
       return s;
     }
     // One result (then a null) per command, then the sync's result.
     for (size_t i = start; i < end; ++i) {
       Result r(PQgetResult(conn_));
-      if (r == nullptr) return PgError(where_, "read a write's result", conn_, nullptr);
+      if (r == nullptr) return pg::Error(where_, "read a write's result", conn_, nullptr);
       const ExecStatusType st = PQresultStatus(r.get());
-      if (st != PGRES_COMMAND_OK && st != PGRES_PIPELINE_ABORTED && first_error.ok()) {
-        first_error =
-            PgError(where_, absl::StrCat("write (", commands[i].statement, ")"), conn_, r.get());
+      if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_PIPELINE_ABORTED &&
+          first_error.ok()) {
+        const std::string message = PQresultErrorMessage(r.get());
+        if (message.find("artel_fenced") != std::string::npos) {
+          first_error = absl::FailedPreconditionError(absl::StrCat(
+              "postgres database ", where_, ": this coordinator's leadership (term ", term_,
+              ") has ended: another coordinator took over, or the lease expired; nothing was "
+              "written"));
+        } else {
+          first_error = pg::Error(where_, absl::StrCat("write (", commands[i].statement, ")"),
+                                  conn_, r.get());
+        }
       }
       Result(PQgetResult(conn_));  // the null that ends this command's results
     }
     Result sync(PQgetResult(conn_));
     if (sync == nullptr || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) {
-      return PgError(where_, "finish a write", conn_, sync.get());
+      return pg::Error(where_, "finish a write", conn_, sync.get());
     }
   }
   PQexitPipelineMode(conn_);
   if (first_error.ok() && PQtransactionStatus(conn_) != PQTRANS_IDLE) {
-    return PgError(where_, "commit", conn_, nullptr);
+    return pg::Error(where_, "commit", conn_, nullptr);
   }
   return first_error;
 }
@@ -437,7 +457,7 @@ absl::Status ReadRecords(PGconn* conn, const std::string& where, const std::stri
   Result r(PQexecParams(conn, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr,
                         /*resultFormat=*/1));
   if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
-    return PgError(where, "read " + table, conn, r.get());
+    return pg::Error(where, "read " + table, conn, r.get());
   }
   const int rows = PQntuples(r.get());
   out.reserve(out.size() + rows);
@@ -462,7 +482,7 @@ absl::StatusOr<StoreSnapshot> PostgresStore::Load() {
   RETURN_IF_ERROR(EnsureConnectedLocked());
   Result begin(PQexec(conn_, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
   if (PQresultStatus(begin.get()) != PGRES_COMMAND_OK) {
-    return PgError(where_, "begin a read", conn_, begin.get());
+    return pg::Error(where_, "begin a read", conn_, begin.get());
   }
   StoreSnapshot snapshot;
   absl::Status status = ReadAllLocked(snapshot);
@@ -500,7 +520,7 @@ absl::Status PostgresStore::ReadAllLocked(StoreSnapshot& out) {
                   "SELECT token_hash, role, created_at_ms, owner, expires_at_ms, revoked_at_ms "
                   "FROM tokens ORDER BY token_hash COLLATE \"C\""));
   if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
-    return PgError(where_, "read tokens", conn_, r.get());
+    return pg::Error(where_, "read tokens", conn_, r.get());
   }
   for (int i = 0; i < PQntuples(r.get()); ++i) {
     TokenRecord t;

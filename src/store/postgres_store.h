@@ -55,6 +55,20 @@ class PostgresStore final : public Store {
   // the table and key, when a stored record does not parse. Thread-safe.
   absl::StatusOr<StoreSnapshot> Load() override;
 
+  // ---- leadership of coordinators sharing the database (a lease row with
+  // a term; times are the database server's)
+  //
+  // Takes the lease for `holder` (at `address`, which standbys report) for
+  // `lease_ms` if it is free or expired, with a new term, and from then on
+  // fences every Apply by that term: a write whose term no longer holds an
+  // unexpired lease fails (FailedPrecondition) and stores nothing.
+  // Unavailable, naming the leader and its address, while another holds it.
+  absl::StatusOr<uint64_t> AcquireLeadership(const std::string& holder, const std::string& address,
+                                             int64_t lease_ms);
+  // Extends the lease of our term by `lease_ms` from now. FailedPrecondition
+  // when it expired or another coordinator took over: stop writing.
+  absl::Status RenewLeadership(int64_t lease_ms);
+
   // The server's durability settings, e.g. "fsync=on synchronous_commit=on
   // wal_sync_method=fdatasync" (for benchmarks to print). Thread-safe.
   absl::StatusOr<std::string> DurabilitySettings();
@@ -86,6 +100,7 @@ class PostgresStore final : public Store {
   const PostgresStoreOptions options_;
   mutable absl::Mutex mu_;
   pg_conn* conn_ ABSL_GUARDED_BY(mu_) = nullptr;  // owned
+  uint64_t term_ ABSL_GUARDED_BY(mu_) = 0;        // 0: writes are not fenced
 };
 
 }  // namespace artel

@@ -111,6 +111,85 @@ TEST_F(PostgresStoreTest, AWriteWaitsForAServerThatComesBackAndIsAcknowledgedOnl
   EXPECT_EQ(snapshot->tasks[0].id(), 7u);
 }
 
+TEST_F(PostgresStoreTest, OneCoordinatorLeadsAtATimeAndTermsGrow) {
+  auto a = PostgresStore::Open(server_->Url());
+  auto b = PostgresStore::Open(server_->Url());
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto term = (*a)->AcquireLeadership("a", "10.0.0.1:7700", 60'000);
+  ASSERT_TRUE(term.ok()) << term.status();
+  EXPECT_EQ(*term, 1u);
+  auto refused = (*b)->AcquireLeadership("b", "10.0.0.2:7700", 60'000);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(refused.status().message().find("a at 10.0.0.1:7700, term 1"), std::string::npos)
+      << refused.status();
+  EXPECT_TRUE((*a)->RenewLeadership(60'000).ok());
+  EXPECT_TRUE((*a)->Apply(OneOfEach(1)).ok());
+  EXPECT_EQ(*(*a)->AcquireLeadership("a", "10.0.0.1:7700", 60'000), 2u);  // a restart: new term
+}
+
+TEST_F(PostgresStoreTest, ADeposedLeaderCanNeverCommitAfterItsSuccessorTookOver) {
+  auto a = PostgresStore::Open(server_->Url(), {.retry_ms = 0});
+  auto b = PostgresStore::Open(server_->Url(), {.retry_ms = 0});
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE((*a)->AcquireLeadership("a", "a:1", 300).ok());
+  ASSERT_TRUE((*a)->Apply(OneOfEach(1)).ok());
+  // a stops renewing (paused, partitioned); b takes over once the lease ends.
+  absl::StatusOr<uint64_t> b_term = absl::UnavailableError("not yet");
+  for (int i = 0; i < 100 && !b_term.ok(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    b_term = (*b)->AcquireLeadership("b", "b:1", 60'000);
+  }
+  ASSERT_TRUE(b_term.ok()) << b_term.status();
+  EXPECT_EQ(*b_term, 2u);
+
+  absl::Status late = (*a)->Apply(OneOfEach(2));
+  EXPECT_EQ(late.code(), absl::StatusCode::kFailedPrecondition) << late;
+  EXPECT_NE(late.message().find("leadership (term 1) has ended"), std::string::npos) << late;
+  EXPECT_EQ((*a)->RenewLeadership(60'000).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE((*b)->Apply(OneOfEach(3)).ok());
+
+  auto snapshot = (*b)->Load();
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  ASSERT_EQ(snapshot->tasks.size(), 2u);  // 1 (a, in its term) and 3 (b); never 2
+  EXPECT_EQ(snapshot->tasks[0].id(), 1u);
+  EXPECT_EQ(snapshot->tasks[1].id(), 3u);
+}
+
+TEST_F(PostgresStoreTest, ALeaderPausedBetweenItsFenceAndCommitCannotOutliveItsSuccessor) {
+  auto a = PostgresStore::Open(server_->Url());
+  auto b = PostgresStore::Open(server_->Url(), {.retry_ms = 0});
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto a_term = (*a)->AcquireLeadership("a", "a:1", 500);
+  ASSERT_TRUE(a_term.ok());
+  // The leader's transaction, stopped after its fence: it holds the leader
+  // row shared, and the server ends it after the idle-in-transaction timeout.
+  PGconn* paused = PQconnectdb(server_->Url().c_str());
+  ASSERT_EQ(PQstatus(paused), CONNECTION_OK);
+  PGresult* r = PQexec(paused, ("SET idle_in_transaction_session_timeout = 1000; BEGIN; SELECT "
+                                "artel_fence(" +
+                                std::to_string(*a_term) + ")")
+                                   .c_str());
+  ASSERT_EQ(PQresultStatus(r), PGRES_TUPLES_OK) << PQresultErrorMessage(r);
+  PQclear(r);
+
+  absl::StatusOr<uint64_t> b_term = absl::UnavailableError("not yet");
+  for (int i = 0; i < 200 && !b_term.ok(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    b_term = (*b)->AcquireLeadership("b", "b:1", 60'000);
+  }
+  ASSERT_TRUE(b_term.ok()) << b_term.status();  // the pause did not block b for good
+
+  // Resumed, the paused transaction cannot commit anything.
+  r = PQexec(paused, "INSERT INTO jobs(id, record) VALUES (99, ''); COMMIT");
+  EXPECT_NE(PQresultStatus(r), PGRES_COMMAND_OK);
+  PQclear(r);
+  PQfinish(paused);
+  auto snapshot = (*b)->Load();
+  ASSERT_TRUE(snapshot.ok());
+  EXPECT_TRUE(snapshot->jobs.empty());
+}
+
 TEST_F(PostgresStoreTest, ABatchLargerThanOnePipelineChunkIsOneTransaction) {
   auto store = PostgresStore::Open(server_->Url());
   ASSERT_TRUE(store.ok()) << store.status();
