@@ -2,7 +2,10 @@
 // (started for the test): tasks run and survive a coordinator restart that
 // lost its data directory's blobs; a second coordinator on the same data
 // directory is refused.
+#include <iostream>
+
 #include "cluster_test_util.h"
+#include "common/subprocess.h"
 #include "store/pg_test_server.h"
 
 namespace artel::testing {
@@ -56,6 +59,68 @@ TEST_F(PostgresCluster, TasksAndBlobsSurviveACoordinatorRestartWithoutItsDataDir
   absl::StatusOr<v1::SubmitResponse> quorum = client().Submit(both);
   ASSERT_TRUE(quorum.ok()) << quorum.status();
   EXPECT_EQ(WaitDone(quorum->task_ids(0)).outcome(), v1::OUTCOME_SUCCESS);
+}
+
+// Two coordinators on one database: the second stands by (not listening)
+// and takes over within 10 s once the leader is SIGKILLed: it serves what
+// the leader had committed, and new work runs through it.
+TEST_F(PostgresCluster, AStandbyTakesOverFromAKilledLeaderWithItsState) {
+  StartCluster({"--store", pg_->Url()});
+  AddScriptApp("echo", kEchoApp);
+  AddWorker("w1");
+  const auto leader_dir = cluster().root() / "coordinator";
+  const auto standby_dir = dir() / "standby";
+  absl::StatusOr<Subprocess> standby =
+      Subprocess::Start({ArtelBinary().string(), "coordinator", "--data", standby_dir.string(),
+                         "--listen", "127.0.0.1:0", "--http", "off", "--store", pg_->Url(),
+                         "--tls-cert", (leader_dir / "tls" / "cert.pem").string(), "--tls-key",
+                         (leader_dir / "tls" / "key.pem").string(), "--app-key",
+                         (cluster().root() / "project-key" / "artel-app.pub").string()},
+                        dir() / "standby.log");
+  ASSERT_TRUE(standby.ok()) << standby.status();
+  ASSERT_TRUE(PollUntil(
+      [&] { return ReadFile(dir() / "standby.log").find("standing by") != std::string::npos; },
+      std::chrono::seconds(20)))
+      << ReadFile(dir() / "standby.log");
+  EXPECT_FALSE(std::filesystem::exists(standby_dir / "coordinator.addr"));  // not listening
+
+  absl::StatusOr<v1::SubmitResponse> before = client().Submit(OneTask("echo", {"before"}));
+  ASSERT_TRUE(before.ok()) << before.status();
+  ASSERT_EQ(WaitDone(before->task_ids(0)).outcome(), v1::OUTCOME_SUCCESS);
+
+  cluster().KillCoordinator();
+  const auto killed = std::chrono::steady_clock::now();
+  ASSERT_TRUE(PollUntil([&] { return !ReadFile(standby_dir / "coordinator.addr").empty(); },
+                        std::chrono::seconds(20)))
+      << ReadFile(dir() / "standby.log");
+  const double takeover_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  EXPECT_LT(takeover_s, 10.0);
+  std::cout << "the standby listened " << takeover_s << " s after the leader was killed\n";
+
+  std::string address = ReadFile(standby_dir / "coordinator.addr");
+  address.erase(address.find_last_not_of(" \n") + 1);
+  Client successor(address, cluster().admin_token());  // the same certificate: the pin holds
+  absl::StatusOr<v1::TaskInfo> old_task = successor.GetTask(before->task_ids(0));
+  ASSERT_TRUE(old_task.ok()) << old_task.status();
+  EXPECT_EQ(old_task->outcome(), v1::OUTCOME_SUCCESS);
+
+  absl::StatusOr<Subprocess> worker = Subprocess::Start(
+      {ArtelBinary().string(), "worker", "--coordinator", address, "--token",
+       cluster().worker_token(), "--data", (dir() / "w2").string(), "--name", "w2"},
+      dir() / "w2.log");
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  absl::StatusOr<v1::SubmitResponse> after = successor.Submit(OneTask("echo", {"after"}));
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_GT(after->task_ids(0), before->task_ids(0));
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        auto t = successor.GetTask(after->task_ids(0));
+        return t.ok() && t->state() == v1::TASK_STATE_DONE;
+      },
+      std::chrono::seconds(60)))
+      << ReadFile(dir() / "w2.log");
+  EXPECT_EQ(successor.GetTask(after->task_ids(0))->outcome(), v1::OUTCOME_SUCCESS);
 }
 
 TEST_F(PostgresCluster, AWrongStoreUrlStopsTheCoordinatorSayingWhatToCheck) {

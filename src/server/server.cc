@@ -25,6 +25,33 @@ namespace {
 
 constexpr char kMlAppName[] = "artel-ml";
 
+// Takes the leader lease of the database, waiting (as a standby that does
+// not listen yet) while another coordinator holds it.
+absl::Status LeadOrStandBy(PostgresStore& pg, const ServerOptions& options) {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  const std::string holder = std::string(host) + ":" + std::to_string(::getpid());
+  bool said = false;
+  for (;;) {
+    absl::StatusOr<uint64_t> term =
+        pg.AcquireLeadership(holder, options.listen, options.leader_lease_ms);
+    if (term.ok()) {
+      spdlog::info("leading the grid on {} (term {})", pg.where(), *term);
+      return absl::OkStatus();
+    }
+    const absl::StatusCode code = term.status().code();
+    if (code != absl::StatusCode::kUnavailable && code != absl::StatusCode::kAborted) {
+      return term.status();
+    }
+    if (!said) {
+      spdlog::info("standing by: {}; taking over when its lease ends",
+                   std::string(term.status().message()));
+      said = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
 // Registers the ML app file `path` unless it is registered already (see
 // ServerOptions::ml_app). A missing file or a signed-apps coordinator is
 // logged, not an error: the grid still runs tasks.
@@ -109,7 +136,25 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     ASSIGN_OR_RETURN(s->store_, SqliteStore::Open((options.data_dir / "artel.db").string()));
   } else if (options.store_url.rfind("postgres://", 0) == 0 ||
              options.store_url.rfind("postgresql://", 0) == 0) {
-    ASSIGN_OR_RETURN(s->store_, PostgresStore::Open(options.store_url));
+    ASSIGN_OR_RETURN(std::unique_ptr<PostgresStore> pg, PostgresStore::Open(options.store_url));
+    RETURN_IF_ERROR(LeadOrStandBy(*pg, options));
+    PostgresStore* raw_pg = pg.get();
+    s->store_ = std::move(pg);
+    CoordinatorServer* raw = s.get();
+    const int64_t lease_ms = options.leader_lease_ms;
+    s->lease_renewer_ = std::thread([raw, raw_pg, lease_ms] {
+      while (!raw->stopping_.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(lease_ms / 5));
+        if (raw->stopping_.load()) break;
+        absl::Status renewed = raw_pg->RenewLeadership(lease_ms);
+        if (!renewed.ok() && renewed.code() != absl::StatusCode::kUnavailable) {
+          // Deposed: another coordinator leads. Stop at once; every write of
+          // ours would be refused anyway (fenced by our term).
+          spdlog::critical("{}; stopping", std::string(renewed.message()));
+          std::_Exit(3);
+        }
+      }
+    });
   } else {
     return absl::InvalidArgumentError(
         "--store '" + options.store_url +
@@ -241,6 +286,7 @@ CoordinatorServer::~CoordinatorServer() {
   if (http_) http_->Stop();
   if (driver_) driver_->Stop();
   if (ticker_.joinable()) ticker_.join();
+  if (lease_renewer_.joinable()) lease_renewer_.join();
   server_.reset();  // no RPC reaches the engine from here on
   coordinator_.reset();
   store_.reset();

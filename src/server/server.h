@@ -39,6 +39,10 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:7700";
   uint64_t max_blob_bytes = 4ull << 30;  // largest accepted blob [4 GiB]
   uint64_t tick_interval_ms = 200;       // how often leases are checked [200 ms]
+  // With a PostgreSQL store, coordinators sharing it elect one leader: the
+  // others stand by (not listening) until its lease of this long ends, and
+  // the leader renews it every leader_lease_ms / 5. [5 s]
+  int64_t leader_lease_ms = 5000;
   CoordinatorOptions coordinator;
   // Plain TCP instead of TLS. [false]
   bool insecure = false;
@@ -104,6 +108,7 @@ class CoordinatorServer {
   std::unique_ptr<dashboard::HttpServer> http_;
   std::atomic<bool> stopping_{false};
   std::thread ticker_;
+  std::thread lease_renewer_;  // with a PostgreSQL store
   int port_ = 0;
   std::string new_admin_token_;
   std::string tls_fingerprint_;
