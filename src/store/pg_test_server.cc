@@ -5,13 +5,13 @@
 #include <pwd.h>
 #include <stdlib.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "common/subprocess.h"
 
 namespace artel {
 namespace {
@@ -46,29 +46,6 @@ absl::StatusOr<int> FreePort() {
   }
   close(fd);
   return ntohs(addr.sin_port);
-}
-
-// Runs `argv` (exec'd, no shell), its output appended to `log`; returns its
-// exit code (128+signal if killed, -1 if it could not start).
-int RunLogged(const std::vector<std::string>& argv, const std::filesystem::path& log) {
-  const pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    FILE* out = std::fopen(log.c_str(), "a");
-    if (out != nullptr) {
-      dup2(fileno(out), STDOUT_FILENO);
-      dup2(fileno(out), STDERR_FILENO);
-    }
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 }  // namespace
@@ -152,7 +129,8 @@ absl::Status PgTestServer::Run(const std::vector<std::string>& args, const std::
   argv.push_back((bin_ / args[0]).string());
   argv.insert(argv.end(), args.begin() + 1, args.end());
   const std::filesystem::path log = dir_ / "tools.log";
-  const int rc = RunLogged(argv, log);
+  absl::StatusOr<Subprocess> tool = Subprocess::Start(argv, log);
+  const int rc = tool.ok() ? tool->Wait() : -1;
   if (rc != 0) {
     std::string tail;
     if (FILE* f = std::fopen(log.c_str(), "r")) {
